@@ -1,0 +1,13 @@
+//! The admin pages Jira shows in its iframe, and the admin JSON API they call.
+
+mod pages;
+mod tenant_api;
+
+use actix_web::web;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/get-started", web::get().to(pages::get_started))
+        .route("/admin/configure", web::get().to(pages::configure))
+        .route("/admin/identity-providers", web::get().to(pages::identity_providers))
+        .route("/api/v1/tenant", web::get().to(tenant_api::get));
+}

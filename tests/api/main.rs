@@ -1,0 +1,11 @@
+//! The one integration test binary. Each scenario runs on SQLite, and on PostgreSQL when
+//! `TEST_DATABASE_URL` is set (a fresh database per test).
+
+mod helpers;
+
+mod commands;
+mod connect_auth;
+mod connect_lifecycle;
+mod descriptor;
+mod http_basics;
+mod jira_client;
