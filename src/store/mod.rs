@@ -3,7 +3,10 @@
 //! `ON CONFLICT`, `RETURNING`, BIGINT Unix times).
 
 mod connect;
+mod idps;
+mod login_events;
 mod secrets;
+mod sp_keys;
 mod tenants;
 
 use std::str::FromStr;
@@ -15,6 +18,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use connect::{ConnectInstallation, NewConnectInstallation};
+pub use idps::SaveIdpError;
+pub use login_events::{LoginEvent, LoginEventFilter};
+pub use sp_keys::{NewSpKey, StoredSpKey};
 pub use secrets::{SecretRotationReport, sealing_context};
 
 use crate::config::{DatabaseKind, DatabaseUrl};

@@ -11,8 +11,10 @@ struct SealedColumn {
     secret: &'static str,
 }
 
-const SEALED_COLUMNS: &[SealedColumn] =
-    &[SealedColumn { table: "connect_installations", key: "client_key", secret: "shared_secret" }];
+const SEALED_COLUMNS: &[SealedColumn] = &[
+    SealedColumn { table: "connect_installations", key: "client_key", secret: "shared_secret" },
+    SealedColumn { table: "sp_keys", key: "id", secret: "private_key" },
+];
 
 /// The sealing context of a secret: which column of which row it belongs to.
 pub fn sealing_context(table: &str, secret: &str, key_value: &str) -> String {
