@@ -13,6 +13,8 @@ use crate::config::{MasterKeySource, Settings};
 use crate::connect::{AdminChecker, InstallKeys};
 use crate::crypto::{Keyring, load_or_create_key_file};
 use crate::jira::JiraClient;
+use crate::saml::state::PerIdpCache;
+use crate::saml::validate::Verifiers;
 use crate::store::Store;
 
 /// Everything a request handler may need. Registered once as `web::Data<AppState>`.
@@ -23,6 +25,8 @@ pub struct AppState {
     pub jira: JiraClient,
     pub install_keys: InstallKeys,
     pub admin_checker: AdminChecker,
+    /// Parsed IdP signing configuration, per IdP version.
+    pub saml_verifiers: PerIdpCache<Verifiers>,
 }
 
 /// How long an uninstalled tenant's data is kept.
@@ -66,11 +70,13 @@ impl Application {
             jira: JiraClient::new(settings.allow_private_urls),
             install_keys: InstallKeys::new(settings.install_keys_url.clone()),
             admin_checker: AdminChecker::default(),
+            saml_verifiers: PerIdpCache::default(),
             keyring,
             store: store.clone(),
             settings,
         });
-        let background = vec![tokio::spawn(purge_uninstalled_tenants(store))];
+        let mut background = vec![tokio::spawn(purge_uninstalled_tenants(store.clone())), tokio::spawn(purge_expired_saml_state(store))];
+        background.push(tokio::spawn(crate::saml::refresh::run(state.clone())));
 
         // Everything is served under the base URL's path (a reverse proxy forwards `/prefix/...` as is).
         let prefix = state.settings.base_url.path_prefix().to_string();
@@ -107,7 +113,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(crate::web::health_routes)
         .configure(crate::web::asset_routes)
         .configure(crate::connect::routes)
-        .configure(crate::admin::routes);
+        .configure(crate::admin::routes)
+        .configure(crate::saml::routes::routes);
 }
 
 /// Deletes tenants whose uninstall is older than the retention period, hourly.
@@ -119,6 +126,17 @@ async fn purge_uninstalled_tenants(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "purged tenants uninstalled more than 30 days ago"),
             Err(e) => tracing::warn!(error = %e, "purging uninstalled tenants failed"),
+        }
+    }
+}
+
+/// Deletes expired pending requests, replay-cache entries and sessions, every ten minutes.
+async fn purge_expired_saml_state(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.purge_expired_saml_state(Utc::now()).await {
+            tracing::warn!(error = %e, "purging expired SAML state failed");
         }
     }
 }

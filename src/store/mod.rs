@@ -5,6 +5,7 @@
 mod connect;
 mod idps;
 mod login_events;
+mod saml_flow;
 mod secrets;
 mod sp_keys;
 mod tenants;
@@ -20,6 +21,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use connect::{ConnectInstallation, NewConnectInstallation};
 pub use idps::SaveIdpError;
 pub use login_events::{LoginEvent, LoginEventFilter};
+pub use saml_flow::{CustomerSession, PendingRequest};
 pub use sp_keys::{NewSpKey, StoredSpKey};
 pub use secrets::{SecretRotationReport, sealing_context};
 

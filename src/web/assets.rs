@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 const ASSETS: &[(&str, &str, &str)] = &[
     ("app.css", "text/css; charset=utf-8", include_str!("../../static/app.css")),
     ("admin.js", "text/javascript; charset=utf-8", include_str!("../../static/admin.js")),
+    ("autosubmit.js", "text/javascript; charset=utf-8", include_str!("../../static/autosubmit.js")),
 ];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

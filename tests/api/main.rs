@@ -9,3 +9,5 @@ mod connect_lifecycle;
 mod descriptor;
 mod http_basics;
 mod jira_client;
+mod saml_admin_api;
+mod saml_acs;

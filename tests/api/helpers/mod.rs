@@ -3,6 +3,8 @@
 
 mod db;
 mod fake_jira;
+pub mod saml;
+pub mod saml_signer;
 mod tokens;
 
 use std::net::TcpListener;

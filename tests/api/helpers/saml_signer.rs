@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Test helper: real XML-DSig signatures for SAML fixtures (future `tests/api/saml_signer.rs`).
 //!
 //! * [`make_test_key`]: RSA-2048 key + self-signed X.509 certificate, made with openssl at
