@@ -7,6 +7,7 @@ pub mod connect;
 pub mod crypto;
 pub mod jira;
 pub mod net;
+pub mod portal;
 pub mod saml;
 pub mod startup;
 pub mod store;

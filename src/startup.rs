@@ -114,7 +114,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::web::asset_routes)
         .configure(crate::connect::routes)
         .configure(crate::admin::routes)
-        .configure(crate::saml::routes::routes);
+        .configure(crate::saml::routes::routes)
+        .configure(crate::portal::routes);
 }
 
 /// Deletes tenants whose uninstall is older than the retention period, hourly.

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::connect::auth::{AdminApi, JiraUser};
-use crate::saml::idp::{Idp, IdpCertificate, IdpId, IdpSettings, Warning, binding_name};
+use crate::saml::idp::{Idp, IdpCertificate, IdpId, IdpSettings, IdpSource, Warning, binding_name};
 use crate::saml::idp_import::{self, CreateIdp, FetchPolicy, ImportError, RefreshChanges, UpdateIdp};
 use crate::saml::refresh::{self, RefreshError};
 use crate::saml::sp::SpEndpoints;
@@ -379,8 +379,8 @@ async fn update(
         return Err(ApiError::not_found());
     }
     state.store.save_idp(&updated, now).await.map_err(save_error)?;
-    if updated.metadata_url != current.metadata_url
-        && updated.last_refresh_status.is_some()
+    if updated.source == IdpSource::MetadataUrl
+        && updated.last_refresh_at != current.last_refresh_at
         && let Err(e) =
             state.store.record_idp_refresh(&updated.id, "ok", "Imported from a new metadata URL.", now).await
     {

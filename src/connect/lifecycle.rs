@@ -127,6 +127,13 @@ async fn handle_installed(state: &AppState, req: &HttpRequest, body: &[u8]) -> R
         )
         .await?;
     tracing::info!(tenant = %tenant_id.as_str(), site = %base_url, "installed");
+    // The tenant's SAML signing key is made now, so the SP metadata is ready when the admin opens the
+    // app. A failure here is not the install's: the key is also created on first use.
+    if let Some(tenant) = state.store.find_tenant(&tenant_id).await?
+        && let Err(e) = crate::saml::sp::keys(state, &tenant).await
+    {
+        tracing::warn!(error = %e, "could not create the SP key at install; it will be created on first use");
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

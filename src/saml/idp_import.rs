@@ -38,7 +38,7 @@ use crate::tenants::TenantId;
 /// The whole metadata download, redirects included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Redirects followed when downloading metadata.
-pub const MAX_REDIRECTS: usize = 4;
+pub const MAX_REDIRECTS: usize = 3;
 /// Refresh interval when the metadata asks for nothing shorter.
 pub const DEFAULT_REFRESH_INTERVAL: chrono::Duration = chrono::Duration::hours(12);
 /// Never refresh one IdP more often than this.

@@ -357,7 +357,9 @@ fn message_element<'a, 'input>(
     }
     match element_children(body).as_slice() {
         [message] => Ok((*message, Some(version))),
-        other => Err(bad("soap_structure", format!("the SOAP Body must hold exactly one element, found {}", other.len()))),
+        other => {
+            Err(bad("soap_structure", format!("the SOAP Body must hold exactly one element, found {}", other.len())))
+        }
     }
 }
 
@@ -404,7 +406,10 @@ pub fn precheck(xml: &str, envelope: Envelope) -> Result<Prechecked, LoginFailur
                 [] => {
                     return Err(refuse(
                         "unsigned",
-                        format!("the {} is not signed; the identity provider must sign logout messages", kind.element()),
+                        format!(
+                            "the {} is not signed; the identity provider must sign logout messages",
+                            kind.element()
+                        ),
                     ));
                 }
                 [one] => *one,
@@ -448,13 +453,19 @@ fn check_signature(sig: Node, id: &str) -> Result<(String, String), LoginFailure
     let structure = |detail: &str| refuse("signature_structure", format!("the ds:Signature is malformed: {detail}"));
     for node in sig.descendants().filter(Node::is_element) {
         if is_ds(node, "Object") || is_ds(node, "RetrievalMethod") || is_ds(node, "Manifest") {
-            return Err(refuse("signature_structure", format!("ds:{} is refused in a signature", node.tag_name().name())));
+            return Err(refuse(
+                "signature_structure",
+                format!("ds:{} is refused in a signature", node.tag_name().name()),
+            ));
         }
         for attr in node.attributes() {
             if attr.name() == "URI" && !attr.value().starts_with('#') {
                 return Err(refuse(
                     "external_uri",
-                    format!("the signature refers to {}; only same-document references are accepted", clip(attr.value())),
+                    format!(
+                        "the signature refers to {}; only same-document references are accepted",
+                        clip(attr.value())
+                    ),
                 ));
             }
         }
@@ -548,13 +559,15 @@ fn only_inclusive_namespaces(node: Node) -> Result<(), LoginFailure> {
 /// The per-IdP SHA-1 policy on an XML signature that passed [`precheck`].
 pub fn refuse_sha1(p: &Prechecked, allow_sha1: bool) -> Result<(), LoginFailure> {
     match &p.algorithms {
-        Some((sig, digest)) if !allow_sha1 && (sig == ALG_RSA_SHA1 || digest == ALG_SHA1) => Err(LoginFailure::refused(
-            "sha1_not_allowed",
-            "the identity provider signed the logout message with SHA-1; configure RSA-SHA256 at the IdP, or allow \
+        Some((sig, digest)) if !allow_sha1 && (sig == ALG_RSA_SHA1 || digest == ALG_SHA1) => {
+            Err(LoginFailure::refused(
+                "sha1_not_allowed",
+                "the identity provider signed the logout message with SHA-1; configure RSA-SHA256 at the IdP, or allow \
              SHA-1 for this identity provider",
-        )
-        .with("signature_method", sig.clone())
-        .with("digest_method", digest.clone())),
+            )
+            .with("signature_method", sig.clone())
+            .with("digest_method", digest.clone()))
+        }
         _ => Ok(()),
     }
 }
@@ -672,7 +685,10 @@ pub fn parse_request(verified_xml: &str, expected_id: &str) -> Result<LogoutRequ
         } else if is_element(child, NS_SAML, "EncryptedID") || is_element(child, NS_SAML, "BaseID") {
             return Err(LoginFailure::refused(
                 "name_id_unsupported",
-                format!("the LogoutRequest identifies the user with {}; only a plain NameID is supported", child.tag_name().name()),
+                format!(
+                    "the LogoutRequest identifies the user with {}; only a plain NameID is supported",
+                    child.tag_name().name()
+                ),
             ));
         } else if is_element(child, NS_SAMLP, "SessionIndex") {
             let index = simple_text(child, "SessionIndex")?;
@@ -739,8 +755,15 @@ mod tests {
     fn key() -> (SpKey, Vec<u8>) {
         let g = generate("idp.example.com", Utc::now()).unwrap();
         let der = openssl::x509::X509::from_pem(g.certificate_pem.as_bytes()).unwrap().to_der().unwrap();
-        let k = SpKey::open("k".into(), KeyState::Current, &g.private_key_pem, g.certificate_pem, g.fingerprint_sha256, g.not_after)
-            .unwrap();
+        let k = SpKey::open(
+            "k".into(),
+            KeyState::Current,
+            &g.private_key_pem,
+            g.certificate_pem,
+            g.fingerprint_sha256,
+            g.not_after,
+        )
+        .unwrap();
         (k, der)
     }
 
@@ -800,24 +823,40 @@ mod tests {
         let code = |xml: &str, env| precheck(xml, env).unwrap_err().code;
         assert_eq!(code(&request("_r3"), Envelope::Post), "unsigned");
         assert_eq!(code(&format!("<!DOCTYPE x [<!ENTITY a 'b'>]>{}", request("_r3")), Envelope::Redirect), "doctype");
-        assert_eq!(code(&signed.replace("URI=\"#_r3\"", "URI=\"http://127.0.0.1:9/\""), Envelope::Post), "external_uri");
+        assert_eq!(
+            code(&signed.replace("URI=\"#_r3\"", "URI=\"http://127.0.0.1:9/\""), Envelope::Post),
+            "external_uri"
+        );
         assert_eq!(code(&signed.replace("URI=\"#_r3\"", "URI=\"#other\""), Envelope::Post), "reference_uri");
         assert_eq!(code(&request("_r3"), Envelope::Soap), "not_soap");
         let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
         assert_eq!(code(&deep, Envelope::Redirect), "too_deep");
-        assert_eq!(code("<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"x\"/>", Envelope::Redirect), "not_a_logout_message");
+        assert_eq!(
+            code(
+                "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"x\"/>",
+                Envelope::Redirect
+            ),
+            "not_a_logout_message"
+        );
         let latin1 = format!("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>{}", request("_r3"));
         assert_eq!(code(&latin1, Envelope::Redirect), "encoding");
         // A second (wrapped) signature.
         let sig_start = signed.find("<ds:Signature").unwrap();
         let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-        let twice = signed.replacen("</samlp:LogoutRequest>", &format!("{}</samlp:LogoutRequest>", &signed[sig_start..sig_end]), 1);
+        let twice = signed.replacen(
+            "</samlp:LogoutRequest>",
+            &format!("{}</samlp:LogoutRequest>", &signed[sig_start..sig_end]),
+            1,
+        );
         assert_eq!(code(&twice, Envelope::Post), "signature_count");
         // Duplicate IDs.
         let dup = signed.replacen("<saml:NameID", "<saml:NameID ID=\"_r3\"", 1);
         assert_eq!(code(&dup, Envelope::Post), "duplicate_id");
         // Redirect: no signature needed in the XML.
-        assert_eq!(precheck(&request("_r3"), Envelope::Redirect).unwrap().issuer.as_deref(), Some("https://idp.example.com"));
+        assert_eq!(
+            precheck(&request("_r3"), Envelope::Redirect).unwrap().issuer.as_deref(),
+            Some("https://idp.example.com")
+        );
     }
 
     #[test]

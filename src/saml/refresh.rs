@@ -106,7 +106,7 @@ pub async fn refresh_idp_with(
             kept.last_refresh_status = Some("failed".into());
             kept.last_refresh_error = Some(format!("{}: {}", failure.code, failure.message));
             kept.next_refresh_at = Some(idp_import::next_refresh_after_failure(now, kept.metadata_valid_until));
-            let _ = &kept;
+            store.save_idp(&kept, now).await?;
             store
                 .record_idp_refresh(&kept.id, "failed", &format!("{}: {}", failure.code, failure.message), now)
                 .await?;

@@ -14,6 +14,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/t/{tenant}/login", web::get().to(super::login::login))
         .route("/t/{tenant}/saml/acs", web::post().to(super::acs::acs))
         .route("/t/{tenant}/session", web::get().to(super::session::get_session))
+        .route("/t/{tenant}/logout", web::get().to(super::slo::logout))
+        .route("/t/{tenant}/saml/slo", web::get().to(super::slo::slo_get))
+        .route("/t/{tenant}/saml/slo", web::post().to(super::slo::slo_post))
         .route("/t/{tenant}/", web::get().to(home));
 }
 

@@ -8,9 +8,12 @@ use chrono::{DateTime, Utc};
 
 use super::idp::IdpId;
 
+/// A cached value and the IdP version (`updated_at`) it was derived from.
+type Versioned<T> = (DateTime<Utc>, Arc<T>);
+
 /// A value derived from an IdP's configuration, valid while the IdP's `updated_at` is unchanged.
 pub struct PerIdpCache<T> {
-    entries: Mutex<HashMap<IdpId, (DateTime<Utc>, Arc<T>)>>,
+    entries: Mutex<HashMap<IdpId, Versioned<T>>>,
 }
 
 impl<T> Default for PerIdpCache<T> {

@@ -5,6 +5,7 @@
 mod connect;
 mod idps;
 mod login_events;
+pub mod portal;
 mod saml_flow;
 mod secrets;
 mod sp_keys;

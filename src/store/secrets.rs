@@ -14,6 +14,7 @@ struct SealedColumn {
 const SEALED_COLUMNS: &[SealedColumn] = &[
     SealedColumn { table: "connect_installations", key: "client_key", secret: "shared_secret" },
     SealedColumn { table: "sp_keys", key: "id", secret: "private_key" },
+    SealedColumn { table: "portal_api_tokens", key: "tenant_id", secret: "api_token" },
 ];
 
 /// The sealing context of a secret: which column of which row it belongs to.

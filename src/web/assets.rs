@@ -7,6 +7,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.css", "text/css; charset=utf-8", include_str!("../../static/app.css")),
     ("admin.js", "text/javascript; charset=utf-8", include_str!("../../static/admin.js")),
     ("autosubmit.js", "text/javascript; charset=utf-8", include_str!("../../static/autosubmit.js")),
+    ("portal.css", "text/css; charset=utf-8", include_str!("../../static/portal.css")),
 ];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -23,7 +23,11 @@ db_test!(master_key_rotation_reseals_every_secret, async |backend| {
 
     let new_key = MasterKey::generate();
     let rotation = rotate_master_key(&app.settings, Some(new_key.clone())).await.unwrap();
-    assert_eq!(rotation.report.resealed, 2);
+    // Two shared secrets and the two tenants' SAML signing keys.
+    assert_eq!(rotation.report.resealed, 4);
+    for row in app.db.rows("SELECT private_key FROM sp_keys").await {
+        assert!(row[0].starts_with(&format!("v1.{}.", new_key.id())), "{}", row[0]);
+    }
     assert!(rotation.written_to.is_none());
 
     let after = app.db.rows("SELECT shared_secret FROM connect_installations ORDER BY client_key").await;

@@ -30,6 +30,11 @@ db_test!(genuine_install_stores_the_tenant_with_its_secret_sealed, async |backen
     assert!(!row[4].contains(&site.shared_secret), "the shared secret is stored sealed");
     assert!(row[4].starts_with("v1."));
     assert_eq!(row[5].len(), 16);
+    // The tenant's SAML signing key exists from the install on, sealed.
+    let keys = app.db.rows("SELECT state, private_key FROM sp_keys").await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0][0], "current");
+    assert!(keys[0][1].starts_with("v1.") && !keys[0][1].contains("PRIVATE KEY"));
 
     // ...and it works: Jira can now load an admin page.
     app.jira.make_admin(ADMIN);

@@ -3,11 +3,15 @@
 
 mod helpers;
 
+mod admin_ui;
 mod commands;
 mod connect_auth;
 mod connect_lifecycle;
 mod descriptor;
 mod http_basics;
 mod jira_client;
+mod portal;
 mod saml_admin_api;
 mod saml_acs;
+mod saml_slo;
+mod saml_e2e;

@@ -1,8 +1,11 @@
 //! `TestApp`: the real application on a loopback port, a fresh database, and a fake Jira (which is also
 //! Atlassian's install key server) on another loopback port.
 
+pub mod browser;
 mod db;
 mod fake_jira;
+pub mod fake_jsm;
+pub mod real_idp;
 pub mod saml;
 pub mod saml_signer;
 mod tokens;

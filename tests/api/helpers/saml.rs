@@ -56,6 +56,8 @@ pub fn new_idp(tenant: &TenantId, entity_id: &str, keys: &[&TestKey], settings: 
 
 pub struct SamlSetup {
     pub app: TestApp,
+    /// The Jira site (for admin-API calls about this tenant).
+    #[allow(dead_code)]
     pub site: Site,
     pub tenant_id: TenantId,
     pub public_id: String,

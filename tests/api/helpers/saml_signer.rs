@@ -63,9 +63,7 @@ impl TestKey {
     }
 
     pub fn public_key(&self) -> PKey<Public> {
-        X509::from_der(&self.cert_der)
-            .and_then(|c| c.public_key())
-            .expect("TestKey cert_der")
+        X509::from_der(&self.cert_der).and_then(|c| c.public_key()).expect("TestKey cert_der")
     }
 
     /// Certificate as one base64 line (what goes into `ds:X509Certificate`).
@@ -84,9 +82,7 @@ pub fn make_test_key(cn: &str) -> TestKey {
     let name = name.build();
 
     let mut serial = BigNum::new().expect("bn");
-    serial
-        .rand(127, MsbOption::MAYBE_ZERO, false)
-        .expect("rand");
+    serial.rand(127, MsbOption::MAYBE_ZERO, false).expect("rand");
     let serial = serial.to_asn1_integer().expect("serial");
 
     let now = Utc::now().timestamp();
@@ -96,20 +92,13 @@ pub fn make_test_key(cn: &str) -> TestKey {
     builder.set_subject_name(&name).expect("subject");
     builder.set_issuer_name(&name).expect("issuer");
     builder.set_pubkey(&key).expect("pubkey");
-    builder
-        .set_not_before(&Asn1Time::from_unix(now - 86_400).expect("nb"))
-        .expect("not_before");
-    builder
-        .set_not_after(&Asn1Time::days_from_now(3650).expect("na"))
-        .expect("not_after");
-    builder
-        .sign(&key, MessageDigest::sha256())
-        .expect("sign cert");
+    builder.set_not_before(&Asn1Time::from_unix(now - 86_400).expect("nb")).expect("not_before");
+    builder.set_not_after(&Asn1Time::days_from_now(3650).expect("na")).expect("not_after");
+    builder.sign(&key, MessageDigest::sha256()).expect("sign cert");
     let cert = builder.build();
 
     TestKey {
-        private_pem: String::from_utf8(key.private_key_to_pem_pkcs8().expect("pkcs8"))
-            .expect("utf8"),
+        private_pem: String::from_utf8(key.private_key_to_pem_pkcs8().expect("pkcs8")).expect("utf8"),
         cert_pem: String::from_utf8(cert.to_pem().expect("pem")).expect("utf8"),
         cert_der: cert.to_der().expect("der"),
     }
@@ -152,15 +141,7 @@ pub struct SignOptions {
 /// Signs the element whose `ID` attribute is `element_id` with an enveloped signature placed
 /// right after its `Issuer` child (or as its first child if it has no leading `Issuer`).
 pub fn sign_element(xml: &str, element_id: &str, key: &TestKey, alg: SigAlg) -> String {
-    sign_element_with(
-        xml,
-        element_id,
-        key,
-        &SignOptions {
-            alg,
-            inclusive_namespaces: None,
-        },
-    )
+    sign_element_with(xml, element_id, key, &SignOptions { alg, inclusive_namespaces: None })
 }
 
 /// [`sign_element`] with [`SignOptions`].
@@ -177,22 +158,14 @@ pub fn sign_element_with(xml: &str, element_id: &str, key: &TestKey, opts: &Sign
     // Hide Signature elements that precede ours in document order (see module docs).
     let (masked, saved) = mask_signatures_before(&doc, insert_at);
 
-    let private_der = key
-        .private_key()
-        .private_key_to_der()
-        .expect("private key DER");
-    let signed =
-        <samael::crypto::XmlSec as CryptoProvider>::sign_xml(masked.as_str(), &private_der)
-            .unwrap_or_else(|e| panic!("libxmlsec1 signing of #{element_id} failed: {e:?}"));
+    let private_der = key.private_key().private_key_to_der().expect("private key DER");
+    let signed = <samael::crypto::XmlSec as CryptoProvider>::sign_xml(masked.as_str(), &private_der)
+        .unwrap_or_else(|e| panic!("libxmlsec1 signing of #{element_id} failed: {e:?}"));
 
     let mut out = signed;
     for (i, original) in saved.iter().enumerate() {
         let placeholder = mask_placeholder(i);
-        assert_eq!(
-            out.matches(&placeholder).count(),
-            1,
-            "placeholder {placeholder} lost during signing"
-        );
+        assert_eq!(out.matches(&placeholder).count(), 1, "placeholder {placeholder} lost during signing");
         out = out.replacen(&placeholder, original, 1);
     }
 
@@ -277,11 +250,7 @@ impl ResponseParams {
 /// Builds an unsigned, compact (no insignificant whitespace) WSO2-shaped Response.
 pub fn build_response(p: &ResponseParams) -> String {
     let ts = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let irt_attr = p
-        .in_response_to
-        .as_deref()
-        .map(|id| format!(" InResponseTo=\"{}\"", esc(id)))
-        .unwrap_or_default();
+    let irt_attr = p.in_response_to.as_deref().map(|id| format!(" InResponseTo=\"{}\"", esc(id))).unwrap_or_default();
 
     let mut x = String::with_capacity(4096);
     x.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
@@ -296,10 +265,7 @@ pub fn build_response(p: &ResponseParams) -> String {
         r#"<saml2:Issuer Format="urn:oasis:names:tc:SAML:2.0:nameid-format:entity" xmlns:saml2="{NS_SAML2}">{}</saml2:Issuer>"#,
         esc(&p.issuer)
     ));
-    x.push_str(&format!(
-        r#"<saml2p:Status><saml2p:StatusCode Value="{}"/></saml2p:Status>"#,
-        esc(&p.status_code)
-    ));
+    x.push_str(&format!(r#"<saml2p:Status><saml2p:StatusCode Value="{}"/></saml2p:Status>"#, esc(&p.status_code)));
     x.push_str(&format!(
         r#"<saml2:Assertion ID="{aid}" IssueInstant="{ii}" Version="2.0" xmlns:saml2="{NS_SAML2}" xmlns:xs="http://www.w3.org/2001/XMLSchema">"#,
         aid = esc(&p.assertion_id),
@@ -384,12 +350,7 @@ fn signature_template(element_id: &str, key: &TestKey, opts: &SignOptions) -> St
     let inclusive = opts
         .inclusive_namespaces
         .as_deref()
-        .map(|list| {
-            format!(
-                r#"<ec:InclusiveNamespaces xmlns:ec="{ALG_EXC_C14N}" PrefixList="{}"/>"#,
-                esc(list)
-            )
-        })
+        .map(|list| format!(r#"<ec:InclusiveNamespaces xmlns:ec="{ALG_EXC_C14N}" PrefixList="{}"/>"#, esc(list)))
         .unwrap_or_default();
     // KeyInfo is pre-filled: samael's sign_xml loads only the private key, so libxmlsec1 has
     // no certificate to write and leaves this X509Data as is.
@@ -435,10 +396,7 @@ fn find_element_by_id(xml: &str, id: &str) -> StartTag {
             if xml[lt..at].contains('>') {
                 continue; // text content, not an attribute
             }
-            found.push(StartTag {
-                start: lt,
-                end: tag_end(xml, lt),
-            });
+            found.push(StartTag { start: lt, end: tag_end(xml, lt) });
         }
     }
     match found.len() {
@@ -464,9 +422,7 @@ fn tag_end(xml: &str, lt: usize) -> usize {
 
 fn tag_qname(xml: &str, lt: usize) -> &str {
     let rest = &xml[lt + 1..];
-    let len = rest
-        .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
-        .unwrap_or(rest.len());
+    let len = rest.find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>').unwrap_or(rest.len());
     &rest[..len]
 }
 
@@ -476,17 +432,11 @@ fn local_name(qname: &str) -> &str {
 
 /// Where the enveloped signature goes: after a leading `Issuer` child, else first child.
 fn signature_position(xml: &str, target: &StartTag) -> usize {
-    assert!(
-        !xml[..target.end].ends_with("/>"),
-        "cannot sign an empty element <{}/>",
-        tag_qname(xml, target.start)
-    );
+    assert!(!xml[..target.end].ends_with("/>"), "cannot sign an empty element <{}/>", tag_qname(xml, target.start));
     let after = target.end;
     let rest = &xml[after..];
     let first = after + (rest.len() - rest.trim_start().len());
-    if xml[first..].starts_with('<')
-        && !xml[first..].starts_with("</")
-        && local_name(tag_qname(xml, first)) == "Issuer"
+    if xml[first..].starts_with('<') && !xml[first..].starts_with("</") && local_name(tag_qname(xml, first)) == "Issuer"
     {
         let qname = tag_qname(xml, first);
         let issuer_end = tag_end(xml, first);
@@ -494,9 +444,7 @@ fn signature_position(xml: &str, target: &StartTag) -> usize {
             return issuer_end;
         }
         let close = format!("</{qname}>");
-        let rel = xml[issuer_end..]
-            .find(&close)
-            .unwrap_or_else(|| panic!("unterminated {qname}"));
+        let rel = xml[issuer_end..].find(&close).unwrap_or_else(|| panic!("unterminated {qname}"));
         return issuer_end + rel + close.len();
     }
     after
@@ -586,23 +534,16 @@ mod tests {
     fn sp_with(keys: &[&TestKey], algs: Option<Vec<AllowedSignatureAlgorithm>>) -> ServiceProvider {
         let p = params();
         let md: EntityDescriptor =
-            idp_metadata_xml(&p.issuer, "https://is.example.com/samlsso", keys)
-                .parse()
-                .expect("metadata parses");
+            idp_metadata_xml(&p.issuer, "https://is.example.com/samlsso", keys).parse().expect("metadata parses");
         let mut b = ServiceProviderBuilder::default();
-        b.entity_id(p.audience.clone())
-            .acs_url(p.destination.clone())
-            .idp_metadata(md);
+        b.entity_id(p.audience.clone()).acs_url(p.destination.clone()).idp_metadata(md);
         if let Some(algs) = algs {
             b.allowed_signature_algorithms(algs);
         }
         b.build().expect("sp")
     }
     fn sp() -> ServiceProvider {
-        sp_with(
-            &[idp_key()],
-            Some(vec![AllowedSignatureAlgorithm::RsaSha256]),
-        )
+        sp_with(&[idp_key()], Some(vec![AllowedSignatureAlgorithm::RsaSha256]))
     }
     fn req_ids(p: &ResponseParams) -> Vec<&str> {
         p.in_response_to.iter().map(String::as_str).collect()
@@ -633,11 +574,7 @@ mod tests {
         }
     }
     fn name_id(a: &samael::schema::Assertion) -> String {
-        a.subject
-            .as_ref()
-            .and_then(|s| s.name_id.as_ref())
-            .map(|n| n.value.clone())
-            .expect("NameID")
+        a.subject.as_ref().and_then(|s| s.name_id.as_ref()).map(|n| n.value.clone()).expect("NameID")
     }
     fn count(hay: &str, needle: &str) -> usize {
         hay.matches(needle).count()
@@ -681,15 +618,8 @@ mod tests {
         assert_eq!(a.id, p.assertion_id);
         assert_eq!(name_id(&a), "admin");
         let attrs = a.attribute_statements.expect("attributes");
-        let names: Vec<_> = attrs[0]
-            .attributes
-            .iter()
-            .map(|a| a.name.clone().unwrap_or_default())
-            .collect();
-        assert_eq!(
-            names,
-            [WSO2_CLAIM_EMAIL, WSO2_CLAIM_GIVENNAME, WSO2_CLAIM_LASTNAME]
-        );
+        let names: Vec<_> = attrs[0].attributes.iter().map(|a| a.name.clone().unwrap_or_default()).collect();
+        assert_eq!(names, [WSO2_CLAIM_EMAIL, WSO2_CLAIM_GIVENNAME, WSO2_CLAIM_LASTNAME]);
 
         // Escaping, multi-valued attributes, IdP-initiated (no InResponseTo), no attributes.
         let mut q = params();
@@ -702,12 +632,7 @@ mod tests {
         let r: samael::schema::Response = xml.parse().unwrap();
         let a = r.assertion.unwrap();
         assert_eq!(name_id(&a), "a&b<c>\"d'");
-        assert_eq!(
-            a.attribute_statements.unwrap()[0].attributes[0]
-                .values
-                .len(),
-            2
-        );
+        assert_eq!(a.attribute_statements.unwrap()[0].attributes[0].values.len(), 2);
         q.attributes.clear();
         assert!(!build_response(&q).contains("AttributeStatement"));
     }
@@ -756,13 +681,8 @@ mod tests {
         let p = params();
         let a = accept(&sp(), &both_signed(&p, SigAlg::RsaSha256), &p);
         assert_eq!(name_id(&a), "admin");
-        let attrs = a
-            .attribute_statements
-            .expect("attributes survive reduction");
-        assert_eq!(
-            attrs[0].attributes[0].values[0].value.as_deref(),
-            Some("admin@wso2.com")
-        );
+        let attrs = a.attribute_statements.expect("attributes survive reduction");
+        assert_eq!(attrs[0].attributes[0].values[0].value.as_deref(), Some("admin@wso2.com"));
     }
 
     #[test]
@@ -773,21 +693,18 @@ mod tests {
         let mut sp = sp();
         reject(&sp, &xml, &p);
         sp.allow_idp_initiated = true;
-        let a = sp
-            .parse_xml_response(&xml, None)
-            .expect("idp-initiated accepted");
+        let a = sp.parse_xml_response(&xml, None).expect("idp-initiated accepted");
         assert_eq!(name_id(&a), "admin");
     }
 
     #[test]
     fn samael_accepts_inclusive_namespaces_prefix_list() {
         let p = params();
-        let opts = SignOptions {
-            alg: SigAlg::RsaSha256,
-            inclusive_namespaces: Some("xs".into()),
-        };
+        let opts = SignOptions { alg: SigAlg::RsaSha256, inclusive_namespaces: Some("xs".into()) };
         let xml = sign_element_with(&build_response(&p), &p.assertion_id, idp_key(), &opts);
-        assert!(xml.contains(r#"<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/>"#));
+        assert!(xml.contains(
+            r#"<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/>"#
+        ));
         let xml = sign_element_with(&xml, &p.response_id, idp_key(), &opts);
         assert_eq!(name_id(&accept(&sp(), &xml, &p)), "admin");
     }
@@ -841,20 +758,13 @@ mod tests {
             let attr = xml.replacen(">admin@wso2.com<", ">root@wso2.com<", 1);
             assert_ne!(attr, xml, "{label}");
             reject(&sp, &attr, &p);
-            let comment = xml.replacen(
-                ">admin</saml2:NameID>",
-                ">admin<!---->.evil</saml2:NameID>",
-                1,
-            );
+            let comment = xml.replacen(">admin</saml2:NameID>", ">admin<!---->.evil</saml2:NameID>", 1);
             reject(&sp, &comment, &p);
         }
         // Response-only signature: an attribute of the Response itself.
         let xml = response_signed(&p, SigAlg::RsaSha256);
-        let dest = xml.replacen(
-            &format!("Destination=\"{}\"", p.destination),
-            "Destination=\"https://evil.example/acs\"",
-            1,
-        );
+        let dest =
+            xml.replacen(&format!("Destination=\"{}\"", p.destination), "Destination=\"https://evil.example/acs\"", 1);
         assert_ne!(dest, xml);
         reject(&sp, &dest, &p);
     }
@@ -868,12 +778,7 @@ mod tests {
         accept(&sp_with(&[other_key(), idp_key()], None), &xml, &p);
         reject(&sp(), &build_response(&p), &p);
         // Signed by the attacker's own key, carrying the attacker's cert in KeyInfo.
-        let evil = sign_element(
-            &build_response(&p),
-            &p.assertion_id,
-            other_key(),
-            SigAlg::RsaSha256,
-        );
+        let evil = sign_element(&build_response(&p), &p.assertion_id, other_key(), SigAlg::RsaSha256);
         reject(&sp(), &evil, &p);
     }
 
@@ -918,19 +823,12 @@ mod tests {
         let first_sig = &first_sig[..first_sig.find("</ds:Signature>").unwrap()];
         assert!(xml.contains(first_sig));
         if let Some((ok, err)) = xmlsec1_verify(&xml, idp_key()) {
-            assert!(
-                ok,
-                "xmlsec1 rejected the first assertion's signature: {err}"
-            );
+            assert!(ok, "xmlsec1 rejected the first assertion's signature: {err}");
             // Drop the first signature so xmlsec1 checks the second one.
             let s = xml.find("<ds:Signature ").unwrap();
             let e = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-            let (ok, err) =
-                xmlsec1_verify(&format!("{}{}", &xml[..s], &xml[e..]), idp_key()).unwrap();
-            assert!(
-                ok,
-                "xmlsec1 rejected the second assertion's signature: {err}"
-            );
+            let (ok, err) = xmlsec1_verify(&format!("{}{}", &xml[..s], &xml[e..]), idp_key()).unwrap();
+            assert!(ok, "xmlsec1 rejected the second assertion's signature: {err}");
         }
         reject(&sp(), &xml, &p);
     }
@@ -956,11 +854,8 @@ mod tests {
     fn xmlsec1_verify(xml: &str, key: &TestKey) -> Option<(bool, String)> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "samlsign-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("samlsign-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         std::fs::create_dir_all(&dir).unwrap();
         let doc = dir.join("doc.xml");
         let cert = dir.join("cert.pem");
@@ -985,10 +880,7 @@ mod tests {
                 None
             }
             Err(e) => panic!("xmlsec1: {e}"),
-            Ok(o) => Some((
-                o.status.success(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )),
+            Ok(o) => Some((o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())),
         }
     }
 
@@ -1026,12 +918,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "no element with ID")]
     fn unknown_id_panics() {
-        sign_element(
-            &build_response(&params()),
-            "_nope",
-            idp_key(),
-            SigAlg::RsaSha256,
-        );
+        sign_element(&build_response(&params()), "_nope", idp_key(), SigAlg::RsaSha256);
     }
 
     #[test]
@@ -1067,10 +954,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         match out {
             Err(_) => None,
-            Ok(o) => Some((
-                o.status.success(),
-                String::from_utf8_lossy(&o.stderr).into(),
-            )),
+            Ok(o) => Some((o.status.success(), String::from_utf8_lossy(&o.stderr).into())),
         }
     }
 }
