@@ -58,8 +58,15 @@ pub async fn acs(
     let browser = req.cookie(BROWSER_COOKIE).map(|c| token_hash(c.value()));
     let mut idp_for_event = None;
     let mut test_mode = false;
+    let body = read_body(payload).await;
+    if let Ok(b) = &body {
+        let has = |name: &str| url::form_urlencoded::parse(b).any(|(k, _)| k == name);
+        if has("SAMLRequest") && !has("SAMLResponse") {
+            return super::slo::form_at_acs(&state, &req, &tenant, b).await;
+        }
+    }
     let outcome = async {
-        let body = read_body(payload).await?;
+        let body = body?;
         let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
         let saml_response = form
             .iter()

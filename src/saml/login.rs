@@ -166,7 +166,7 @@ pub async fn start(
                 None => xml,
             };
             let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, xml.as_bytes());
-            let mut response = post_form(state, &idp.sso.location, "SAMLRequest", &encoded, Some(&relay_state));
+            let mut response = post_form(state, &idp.sso.location, "SAMLRequest", &encoded, Some(&relay_state), "Taking you to your sign-in page…");
             response.add_cookie(&cookie).map_err(internal)?;
             Ok(response)
         }

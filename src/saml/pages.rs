@@ -50,12 +50,21 @@ struct PostForm<'a> {
     field: &'a str,
     value: &'a str,
     relay_state: Option<&'a str>,
+    message: &'a str,
 }
 
 /// An auto-submitting form (HTTP-POST binding). Its CSP allows posting only to `action`'s origin.
-pub fn post_form(state: &AppState, action: &str, field: &str, value: &str, relay_state: Option<&str>) -> HttpResponse {
+/// `message` tells the person what is happening while the form submits ("Signing you out…").
+pub fn post_form(
+    state: &AppState,
+    action: &str,
+    field: &str,
+    value: &str,
+    relay_state: Option<&str>,
+    message: &str,
+) -> HttpResponse {
     let origin = url::Url::parse(action).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| "'none'".into());
-    let body = PostForm { asset_base: state.settings.base_url.as_str(), action, field, value, relay_state }
+    let body = PostForm { asset_base: state.settings.base_url.as_str(), action, field, value, relay_state, message }
         .render()
         .unwrap_or_default();
     HttpResponse::Ok()

@@ -237,7 +237,7 @@ async fn send_logout_request(
                 Some(k) => sign_root(&xml, &id, &k.current)?,
                 None => xml,
             };
-            post_form(state, &slo.location, "SAMLRequest", &STANDARD.encode(xml.as_bytes()), None)
+            post_form(state, &slo.location, "SAMLRequest", &STANDARD.encode(xml.as_bytes()), None, "Signing you out…")
         }
     };
     remember_pending(&id, &tenant.id, &idp.id, now);
@@ -442,6 +442,12 @@ pub async fn slo_post(
         },
     };
     process(&state, &req, &tenant, channel, inbound).await
+}
+
+/// A form-posted logout message that arrived at the ACS: WSO2 sends back-channel LogoutRequests to the ACS
+/// URL when the admin left its SLO URL empty.
+pub async fn form_at_acs(state: &AppState, req: &HttpRequest, tenant: &Tenant, body: &[u8]) -> Result<HttpResponse, WebError> {
+    process(state, req, tenant, Channel::Post, receive_form(body)).await
 }
 
 async fn process(
@@ -688,7 +694,7 @@ async fn answer(
         }
         (_, Some(endpoint)) => {
             let signed = sign_root(&xml, &id, &sp_keys.current).map_err(internal)?;
-            Ok(post_form(state, &endpoint.location, "SAMLResponse", &STANDARD.encode(signed.as_bytes()), relay_state))
+            Ok(post_form(state, &endpoint.location, "SAMLResponse", &STANDARD.encode(signed.as_bytes()), relay_state, "Finishing sign-out…"))
         }
         (_, None) => {
             Ok(page(state, tenant, StatusCode::OK, "You are signed out", "You are signed out of the helpdesk.", None))

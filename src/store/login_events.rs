@@ -28,7 +28,9 @@ impl LoginEvent {
     pub fn new(tenant_id: TenantId, idp_id: Option<IdpId>, outcome: &str, message: impl Into<String>, now: DateTime<Utc>) -> Self {
         LoginEvent {
             id: uuid::Uuid::new_v4().to_string(),
-            seq: now.timestamp_micros(),
+            // Microseconds, times 1000, plus a random tail: ordered by time, and two events of the same
+            // microsecond (a page boundary of the activity list) still differ.
+            seq: now.timestamp_micros() * 1000 + i64::from(u16::from_le_bytes(crate::crypto::random::bytes::<2>()) % 1000),
             tenant_id,
             idp_id,
             occurred_at: now,

@@ -671,3 +671,28 @@ db_test!(idp_initiated_logout_does_not_touch_another_tenant, async |backend| {
     assert_eq!(r.status(), 303);
     assert!(alive(&s.app, &other_public, &theirs).await);
 });
+
+// WSO2 posts back-channel LogoutRequests to the ACS URL when its SLO URL field is left empty.
+db_test!(a_logout_request_posted_to_the_acs_is_handled_as_single_logout, async |backend| {
+    let s = setup(backend, Some(Binding::HttpPost)).await;
+    let alice = session(&s, "alice", Some("_s1")).await;
+    let bob = session(&s, "bob", None).await;
+    let req = Req::new(&s, "alice", Some("_s1"));
+    let r = s
+        .app
+        .http
+        .post(s.t("/saml/acs"))
+        .form(&[("SAMLRequest", STANDARD.encode(req.signed(idp_key()).as_bytes()))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(!alive(&s.app, &s.public_id, &alice).await);
+    assert!(alive(&s.app, &s.public_id, &bob).await);
+    // An unsigned one is refused there too.
+    let carol = session(&s, "carol", None).await;
+    let unsigned = Req::new(&s, "carol", None);
+    let r = s.app.http.post(s.t("/saml/acs")).form(&[("SAMLRequest", STANDARD.encode(unsigned.xml().as_bytes()))]).send().await.unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(alive(&s.app, &s.public_id, &carol).await);
+});
