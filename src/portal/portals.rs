@@ -6,6 +6,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::PortalError;
@@ -122,38 +123,45 @@ pub async fn desk_of_portal(
     dir.by_portal(portal_id).cloned().ok_or(PortalError::NotFound("This helpdesk has no portal at this address."))
 }
 
+/// Desks whose request types are read at the same time (Jira's burst limits are per tenant).
+const CONCURRENT_DESKS: usize = 4;
+
 async fn fetch(jsm: &Jsm<'_>) -> Result<Directory, PortalError> {
     let desks: Vec<ServiceDesk> = jsm.get_all("/rest/servicedeskapi/servicedesk").await?;
-    let mut out = Vec::with_capacity(desks.len());
-    for desk in desks {
-        let types: Vec<RequestType> =
-            jsm.get_all(&format!("/rest/servicedeskapi/servicedesk/{}/requesttype", seg(&desk.id))).await?;
-        let portal_id = types.iter().find_map(|t| t.portal_id.clone().filter(|p| !p.is_empty()));
-        let groups: Vec<RequestTypeGroup> = if types.is_empty() {
-            vec![]
-        } else {
-            jsm.get_all(&format!("/rest/servicedeskapi/servicedesk/{}/requesttypegroup", seg(&desk.id))).await?
-        };
-        out.push(Desk {
-            service_desk_id: desk.id,
-            project_id: desk.project_id,
-            project_key: desk.project_key,
-            project_name: desk.project_name,
-            portal_id,
-            request_types: types
-                .into_iter()
-                .map(|t| RequestTypeInfo {
-                    id: t.id,
-                    name: t.name,
-                    description: t.description,
-                    help_text: t.help_text,
-                    group_ids: t.group_ids,
-                })
-                .collect(),
-            groups: groups.into_iter().map(|g| GroupInfo { id: g.id, name: g.name }).collect(),
-        });
-    }
+    let out: Vec<Desk> = futures_util::stream::iter(desks.into_iter().map(|desk| fetch_desk(jsm, desk)))
+        .buffered(CONCURRENT_DESKS)
+        .try_collect()
+        .await?;
     Ok(Directory { desks: out })
+}
+
+async fn fetch_desk(jsm: &Jsm<'_>, desk: ServiceDesk) -> Result<Desk, PortalError> {
+    let types: Vec<RequestType> =
+        jsm.get_all(&format!("/rest/servicedeskapi/servicedesk/{}/requesttype", seg(&desk.id))).await?;
+    let portal_id = types.iter().find_map(|t| t.portal_id.clone().filter(|p| !p.is_empty()));
+    let groups: Vec<RequestTypeGroup> = if types.is_empty() {
+        vec![]
+    } else {
+        jsm.get_all(&format!("/rest/servicedeskapi/servicedesk/{}/requesttypegroup", seg(&desk.id))).await?
+    };
+    Ok(Desk {
+        service_desk_id: desk.id,
+        project_id: desk.project_id,
+        project_key: desk.project_key,
+        project_name: desk.project_name,
+        portal_id,
+        request_types: types
+            .into_iter()
+            .map(|t| RequestTypeInfo {
+                id: t.id,
+                name: t.name,
+                description: t.description,
+                help_text: t.help_text,
+                group_ids: t.group_ids,
+            })
+            .collect(),
+        groups: groups.into_iter().map(|g| GroupInfo { id: g.id, name: g.name }).collect(),
+    })
 }
 
 // -------------------------------------------------------------------------------------------------

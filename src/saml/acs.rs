@@ -234,9 +234,15 @@ async fn succeed(state: &AppState, tenant: &Tenant, ctx: Context, login: Validat
         created_at: now,
         expires_at,
     };
-    state.store.insert_session(&token_hash(&token), &session).await.map_err(internal)?;
+    let session_hash = token_hash(&token);
+    state.store.insert_session(&session_hash, &session).await.map_err(internal)?;
     state.store.touch_idp_login(&ctx.idp.id, now).await.map_err(internal)?;
     record(state, tenant, Some(&ctx.idp), "success", "signed in", Some(&login), None, now).await?;
+    // Find or create the JSM customer now; a failure does not block the sign-in, because the helpdesk
+    // provisions again on the first page that needs the account.
+    if let Err(e) = crate::portal::provision(state, tenant, &session_hash, &session, &ctx.idp).await {
+        tracing::warn!(tenant = %tenant.id.as_str(), error = %e, "customer provisioning at sign-in failed; retried by the helpdesk");
+    }
     let return_to = ctx.pending.map(|p| p.return_to).unwrap_or_else(|| super::login::default_return_to(state, tenant));
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(state, &tenant.public_id, &token, (expires_at - now).num_seconds()))
