@@ -144,7 +144,14 @@
     }).then(function (res) {
       if (res.status === 204) return null;
       var read = options.text && res.ok ? res.text() : res.text().then(function (t) {
-        try { return t ? JSON.parse(t) : null; } catch (e) { return null; }
+        var data;
+        try { data = t ? JSON.parse(t) : null; } catch (e) { return null; }
+        // Paging cursors can exceed 2^53: keep `next_before` exactly as sent (a string of digits), since
+        // a JavaScript number would round it and skip or repeat events.
+        // (The last occurrence: the envelope's member follows the events.)
+        var cursors = t.match(/"next_before"\s*:\s*-?\d+/g);
+        if (data && data.next_before != null && cursors) data.next_before = cursors[cursors.length - 1].replace(/^.*:\s*/, "");
+        return data;
       });
       return read.then(function (data) {
         if (!res.ok) throw new ApiError(res.status, data);
@@ -417,6 +424,13 @@
     resize();
   }
 
+  // Another of this app's pages (a descriptor module): only Jira can open it, with a new signed URL.
+  function goToModule(key) {
+    guardLeave(function () {
+      if (AP && AP.navigator && typeof AP.navigator.go === "function") AP.navigator.go("addonmodule", { moduleKey: key });
+    });
+  }
+
   // -----------------------------------------------------------------------------------------------
   // Getting started
 
@@ -473,20 +487,52 @@
       testButton.disabled = !testable;
       testButton.textContent = list.length > 1 ? "Test sign-in…" : "Test sign-in";
 
+      var tokenButton = $('[data-module="api-token"]', app);
+      var tokenOk = false;
       if (token.status === 404) {
-        setStep("token", "na", "Not configured", "Not configured yet: this version of the service cannot store a service account yet.");
+        setStep("token", "na", "Not configured", "No service account is connected yet.");
+        tokenButton.textContent = "Connect the service account";
       } else if (token.status === 200) {
         var d = token.data || {};
-        if (d.configured === false) setStep("token", "todo", "Not configured", "No service account is connected yet.");
-        else setStep("token", "done", "Done", "Service account: " + (d.email || d.account_email || "connected") + ".");
+        var who = (d.display_name ? d.display_name + " (" + d.email + ")" : d.email) || "connected";
+        if (d.status === "failing") {
+          setStep("token", "problem", "Refused", "Jira refuses the service account " + who + (d.failing_since ? " since " + formatDate(d.failing_since) : "") + ": " + (d.status_reason || "unknown reason") + ". Customers cannot use the helpdesk until it is fixed.");
+          tokenButton.textContent = "Fix the service account";
+        } else {
+          tokenOk = true;
+          setStep("token", "done", "Done", "Service account: " + who + (d.last_checked_at ? ", checked " + formatDate(d.last_checked_at) : "") + ".");
+          tokenButton.textContent = "Manage the service account";
+        }
       } else {
         setStep("token", "problem", "Unknown", "Could not check the service account: " + messageOf(token.error));
       }
 
-      var ready = enabled.length && testOk && !lastFailureNewer;
-      if (ready) setStep("links", "done", "Ready", "Customers can sign in with this link now.");
-      else setStep("links", "todo", "Not yet", "Share it once an identity provider is turned on and its test passed.");
-      resize();
+      var missing = [];
+      if (!enabled.length) missing.push("an identity provider that is on");
+      if (!testOk || lastFailureNewer) missing.push("a passed sign-in test");
+      if (!tokenOk) missing.push("the service account");
+      if (!tokenOk) {
+        setStep("links", "todo", "Not yet", "Waiting for " + missing.join(", ") + ".");
+        resize();
+        return;
+      }
+      setStep("links", "loading", "Checking…");
+      return api("GET", "/api/v1/portals").then(function (portals) {
+        var list = Array.isArray(portals) ? portals : (portals && portals.portals) || [];
+        var linked = list.filter(function (p) { return p.substitute_link; });
+        var names = linked.slice(0, 3).map(function (p) { return p.project_name || p.project_key; }).join(", ") + (linked.length > 3 ? "…" : "");
+        if (!linked.length) {
+          setStep("links", "warning", "No portals", "The service account sees no service desk with a customer portal.");
+        } else if (missing.length) {
+          setStep("links", "todo", "Not yet", plural(linked.length, "substitute link", "substitute links") + " (" + names + "), to share once you have " + missing.join(", ") + ".");
+        } else {
+          setStep("links", "done", "Ready", plural(linked.length, "substitute link is", "substitute links are") + " ready to share: " + names + ".");
+        }
+        resize();
+      }, function (err) {
+        setStep("links", "problem", "Unknown", "The service desks could not be listed: " + messageOf(err));
+        resize();
+      });
     }).catch(function (err) {
       showAppError("The setup status could not be loaded: " + messageOf(err));
     });
@@ -494,9 +540,10 @@
   loaders.start = loadChecklist;
 
   app.addEventListener("click", function (e) {
-    var t = e.target.closest("[data-action], [data-goto], [data-copy]");
+    var t = e.target.closest("[data-action], [data-goto], [data-copy], [data-module]");
     if (!t || !app.contains(t)) return;
     if (t.hasAttribute("data-copy")) { copyFrom(t); return; }
+    if (t.hasAttribute("data-module")) { goToModule(t.getAttribute("data-module")); return; }
     if (t.hasAttribute("data-goto")) { selectTab(t.getAttribute("data-goto")); return; }
     var action = t.getAttribute("data-action");
     var handler = actions[action];
@@ -965,9 +1012,15 @@
       } else if (act === "discard") {
         e.stopPropagation();
         var box = $("[data-discard]", form);
+        var leave = box._leave;
         box.hidden = true;
+        box._leave = null;
+        // The changes are gone for good: the form is closed, not left showing unsaved values.
         form._snapshot = null;
-        if (box._leave) box._leave();
+        clearErrors(form);
+        showView(listView);
+        renderIdpList();
+        if (leave) leave();
       } else if (act === "keep") {
         e.stopPropagation();
         $("[data-discard]", form).hidden = true;

@@ -28,9 +28,10 @@ impl LoginEvent {
     pub fn new(tenant_id: TenantId, idp_id: Option<IdpId>, outcome: &str, message: impl Into<String>, now: DateTime<Utc>) -> Self {
         LoginEvent {
             id: uuid::Uuid::new_v4().to_string(),
-            // Microseconds, times 1000, plus a random tail: ordered by time, and two events of the same
-            // microsecond (a page boundary of the activity list) still differ.
-            seq: now.timestamp_micros() * 1000 + i64::from(u16::from_le_bytes(crate::crypto::random::bytes::<2>()) % 1000),
+            // Microseconds times four plus a random tail: ordered by time, two events of the same
+            // microsecond (at a page boundary) almost surely differ, and the value stays below 2^53 so
+            // JavaScript clients read the paging cursor exactly.
+            seq: now.timestamp_micros() * 4 + i64::from(crate::crypto::random::bytes::<1>()[0] % 4),
             tenant_id,
             idp_id,
             occurred_at: now,

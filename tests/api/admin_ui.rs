@@ -112,7 +112,7 @@ fn publish_screenshot(shot: &Path, name: &str) {
 
 #[tokio::test]
 async fn an_admin_adds_an_idp_from_a_metadata_file_and_sees_it_listed() {
-    let _slot = browser_slot();
+    let _slot = browser_slot().await;
     let Some(ui) = Ui::start().await else { return };
     let b = &ui.browser;
     ui.open("identity-providers").await;
@@ -166,7 +166,7 @@ async fn an_admin_adds_an_idp_from_a_metadata_file_and_sees_it_listed() {
 
 #[tokio::test]
 async fn bad_metadata_shows_the_servers_message_on_the_field_and_saves_nothing() {
-    let _slot = browser_slot();
+    let _slot = browser_slot().await;
     let Some(ui) = Ui::start().await else { return };
     let b = &ui.browser;
 
@@ -215,7 +215,7 @@ async fn bad_metadata_shows_the_servers_message_on_the_field_and_saves_nothing()
 
 #[tokio::test]
 async fn the_service_provider_tab_shows_what_the_api_says_and_rolls_the_certificate_over() {
-    let _slot = browser_slot();
+    let _slot = browser_slot().await;
     let Some(ui) = Ui::start().await else { return };
     let b = &ui.browser;
     ui.open("identity-providers").await;
@@ -303,7 +303,7 @@ async fn the_service_provider_tab_shows_what_the_api_says_and_rolls_the_certific
 
 #[tokio::test]
 async fn deleting_an_idp_asks_inline_and_removes_it() {
-    let _slot = browser_slot();
+    let _slot = browser_slot().await;
     let Some(ui) = Ui::start().await else { return };
     let b = &ui.browser;
     let idp = ui.add_okta_by_api("Okta to delete").await;
@@ -332,7 +332,7 @@ async fn deleting_an_idp_asks_inline_and_removes_it() {
 
 #[tokio::test]
 async fn settings_errors_show_on_the_field_and_unsaved_changes_are_not_dropped_silently() {
-    let _slot = browser_slot();
+    let _slot = browser_slot().await;
     let Some(ui) = Ui::start().await else { return };
     let b = &ui.browser;
     let idp = ui.add_okta_by_api("Okta").await;
@@ -386,7 +386,7 @@ async fn settings_errors_show_on_the_field_and_unsaved_changes_are_not_dropped_s
 
 #[tokio::test]
 async fn getting_started_shows_live_status_and_login_activity_shows_precise_reasons() {
-    let _slot = browser_slot();
+    let _slot = browser_slot().await;
     let Some(ui) = Ui::start().await else { return };
     let b = &ui.browser;
     ui.open("get-started").await;
@@ -421,7 +421,9 @@ async fn getting_started_shows_live_status_and_login_activity_shows_precise_reas
     b.wait_text("[data-step=idp] [data-status]", "DONE").await;
     b.wait_text("[data-step=test] [data-status]", "DONE").await;
     assert!(b.text_of("[data-step=test] [data-detail]").await.contains("jane@example.com"));
-    b.wait_text("[data-step=links] [data-status]", "READY").await;
+    // Substitute links wait only for the service account now.
+    b.wait_text("[data-step=links] [data-status]", "NOT YET").await;
+    assert_eq!(b.text_of("[data-step=links] [data-detail]").await, "Waiting for the service account.");
     b.screenshot("getting-started").await;
     b.enter_frame(&b.wait_for("#app-frame").await).await;
 
@@ -445,9 +447,108 @@ async fn getting_started_shows_live_status_and_login_activity_shows_precise_reas
         ok.id
     ))
     .await;
-    assert!(b.find("[data-action=more-activity]").await.is_some());
     let more = b.find("[data-action=more-activity]").await.unwrap();
     assert!(!b.is_displayed(&more).await, "no older events to show");
+
+    // Paging: 55 warnings are more than a page (50); "Show older events" brings the rest.
+    for i in 0..55 {
+        let message = if i == 0 { "=HYPERLINK(\"https://evil.example\")".to_string() } else { format!("warning {i}") };
+        let w = LoginEvent::new(tenant.clone(), None, "warning", message, t0 - chrono::Duration::minutes(i + 10));
+        ui.app.store.insert_login_event(&w).await.unwrap();
+    }
+    let outcome = b.wait_for("#activity-outcome").await;
+    b.exec(
+        "arguments[0].value = 'warning'; arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![Browser::arg(&outcome)],
+    )
+    .await;
+    b.wait_until(
+        "a first page of warnings",
+        "return document.querySelectorAll('#activity-table tbody tr').length === 50;",
+    )
+    .await;
+    b.click_on("[data-action=more-activity]").await;
+    b.wait_until("all warnings", "return document.querySelectorAll('#activity-table tbody tr').length === 55;").await;
+    b.wait_gone("[data-action=more-activity]").await;
+
+    // CSV export of everything matching the filter, built in the browser; formulas are defused.
+    b.click_on("[data-action=export-csv]").await;
+    b.wait_text("[data-slot=activity-status]", "Exported 55 events").await;
+    let started = std::time::Instant::now();
+    let csv = loop {
+        let found = std::fs::read_dir(b.downloads())
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "csv")));
+        if let Some(path) = found {
+            break std::fs::read_to_string(path).unwrap();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "no CSV downloaded");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
+    assert_eq!(lines.len(), 56, "header + 55 events");
+    assert!(
+        lines[0].trim_start_matches('\u{feff}').starts_with("occurred_at,outcome,identity_provider"),
+        "{}",
+        lines[0]
+    );
+    assert!(csv.contains("\"'=HYPERLINK(\"\"https://evil.example\"\")\""), "a formula is not left live: {csv}");
+    ui.assert_clean_console().await;
+
+    // The service account is configured on another page of the app: Jira is asked to open it.
+    b.click_on("#tab-start").await;
+    b.click_on("[data-module=api-token]").await;
+    b.leave_frames().await;
+    let navigations = b
+        .wait_until(
+            "Jira was asked to navigate",
+            "return window.__host.navigations.length && window.__host.navigations;",
+        )
+        .await;
+    assert_eq!(navigations, json!([["addonmodule", { "moduleKey": "api-token" }]]));
+    ui.browser_close().await;
+}
+
+#[tokio::test]
+async fn aggregate_metadata_asks_which_idp_and_an_idp_can_be_turned_off() {
+    let _slot = browser_slot().await;
+    let Some(ui) = Ui::start().await else { return };
+    let b = &ui.browser;
+    ui.open("identity-providers").await;
+    b.click_on("#idp-list-view .toolbar [data-action=add-idp]").await;
+    b.fill("#add-name", "Partner IdP").await;
+    b.click_on("#add-idp-form input[name=source][value=file]").await;
+    let file = b.wait_for("#add-metadata-file").await;
+    b.send_keys(&file, fixture_path("simplesamlphp-aggregate-three-idps.xml").to_str().unwrap()).await;
+    b.click_on("#add-idp-form button[type=submit]").await;
+
+    // The candidates from the server, to choose from; nothing saved yet.
+    b.wait_for("#add-idp-form [data-field=entity] input[type=radio]").await;
+    let choices = b
+        .exec(
+            "return [...document.querySelectorAll('#add-idp-form [data-field=entity] input')].map(i => i.value);",
+            vec![],
+        )
+        .await;
+    let idp2 = "https://idp2.example.com/simplesaml/saml2/idp/metadata.php";
+    assert_eq!(choices.as_array().unwrap().len(), 3, "{choices}");
+    assert!(choices.as_array().unwrap().contains(&json!(idp2)), "{choices}");
+    assert!(ui.idps().await.is_empty());
+    b.click_on(&format!("#add-idp-form [data-field=entity] input[value='{idp2}']")).await;
+    b.click_on("#add-idp-form button[type=submit]").await;
+    b.wait_text("#idp-list .idp-card", idp2).await;
+    let idps = ui.idps().await;
+    assert_eq!(idps.len(), 1);
+    assert_eq!(idps[0]["entity_id"], idp2);
+
+    // Turn off, then on again.
+    b.click_on("#idp-list .idp-card [data-idp-action=toggle]").await;
+    b.wait_text("#idp-list .idp-card .idp-status", "is off").await;
+    assert_eq!(ui.idps().await[0]["enabled"], false);
+    assert_eq!(b.text_of("#idp-list .idp-card [data-idp-action=toggle]").await, "Turn on");
+    b.click_on("#idp-list .idp-card [data-idp-action=toggle]").await;
+    b.wait_text("#idp-list .idp-card .idp-status", "is on").await;
+    assert_eq!(ui.idps().await[0]["enabled"], true);
     ui.assert_clean_console().await;
     ui.browser_close().await;
 }
@@ -455,5 +556,37 @@ async fn getting_started_shows_live_status_and_login_activity_shows_precise_reas
 impl Ui {
     async fn browser_close(self) {
         self.browser.close().await;
+    }
+}
+
+#[tokio::test]
+async fn every_admin_page_route_is_admin_checked_and_opens_its_tab() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.jira.make_admin(ADMIN);
+    let site = app.jira.site("acme");
+    app.installed(&site).await;
+    for (path, tab) in [
+        ("/admin/get-started", "start"),
+        ("/admin/configure", "idps"),
+        ("/admin/identity-providers", "idps"),
+        ("/admin/service-provider", "sp"),
+        ("/admin/login-activity", "activity"),
+    ] {
+        let r = app.load_page(&site, path, ADMIN).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+        assert!(csp.contains("script-src 'self' https://connect-cdn.atl-paas.net;"), "{path}: {csp}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(&format!("data-initial-tab=\"{tab}\"")), "{path}");
+        assert!(
+            body.contains(&format!("id=\"tab-{tab}\" aria-controls=\"panel-{tab}\" aria-selected=\"true\"")),
+            "{path}"
+        );
+        assert!(
+            !body.contains("<script>") && !body.contains(" style=\"") && !body.contains(" onclick="),
+            "{path}: nothing inline"
+        );
+        assert_eq!(app.load_page(&site, path, "557058:agent").await.status(), 403, "{path}: not an admin");
+        assert_eq!(app.get(path).await.status(), 401, "{path}: no token");
     }
 }

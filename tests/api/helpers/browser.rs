@@ -30,7 +30,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -98,12 +98,13 @@ pub const AP_STUB: &str = r#"// Test stand-in for https://connect-cdn.atl-paas.n
 // -------------------------------------------------------------------------------------------------
 // One browser at a time
 
-static BROWSER_SLOT: Mutex<()> = Mutex::new(());
+static BROWSER_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// Browser tests run one at a time (each starts a Chromium; the CI machine has two cores). Hold the
-/// guard for the whole test.
-pub fn browser_slot() -> MutexGuard<'static, ()> {
-    BROWSER_SLOT.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// permit for the whole test. (A semaphore, not a mutex: tests run on separate runtimes and the
+/// permit is held across awaits; a failed test releases it when it unwinds.)
+pub async fn browser_slot() -> tokio::sync::SemaphorePermit<'static> {
+    BROWSER_SLOTS.acquire().await.expect("the semaphore is never closed")
 }
 
 /// Where screenshots go: `target/test-screenshots/` (or under `CARGO_TARGET_DIR`).
@@ -345,7 +346,10 @@ const HOST_PAGE: &str = r#"<!doctype html>
     } else if (m.method === "navigate") {
       window.__host.navigations.push(m.args);
       var key = (m.args[1] || {}).moduleKey;
-      fetch("/__SITE__/test/page-url?module=" + encodeURIComponent(key)).then(function (r) { return r.text(); }).then(function (u) { frame.src = u; reply(null); });
+      fetch("/__SITE__/test/page-url?module=" + encodeURIComponent(key)).then(function (r) {
+        if (!r.ok) { reply(null, "the app has no module " + key); return; }
+        return r.text().then(function (u) { frame.src = u; reply(null); });
+      });
     } else if (m.method === "flag") {
       window.__host.flags.push(m.args[0]);
       reply(null);
@@ -743,7 +747,7 @@ impl Browser {
                 .await;
             let (page, inner, outer) =
                 (sizes[0].as_i64().unwrap(), sizes[1].as_i64().unwrap(), sizes[2].as_i64().unwrap());
-            if inner >= page && inner - page < 200 {
+            if inner >= page && inner - page < 60 {
                 break;
             }
             let height = (page + (outer - inner).max(0) + 16).clamp(600, 8000);
