@@ -25,9 +25,6 @@ use super::metadata::{parse_xs_datetime, xml_nesting_exceeds};
 
 pub const NS_SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 pub const NS_SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
-const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
-const NS_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
-const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 pub const NS_SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const NS_SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
 
@@ -38,21 +35,9 @@ pub const STATUS_REQUEST_DENIED: &str = "urn:oasis:names:tc:SAML:2.0:status:Requ
 pub const STATUS_PARTIAL_LOGOUT: &str = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout";
 pub const REASON_USER: &str = "urn:oasis:names:tc:SAML:2.0:logout:user";
 
-const ALG_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
-const ALG_ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
-const SIGNATURE_METHODS: [&str; 4] = [
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
-];
-const DIGEST_METHODS: [&str; 3] = [
-    "http://www.w3.org/2001/04/xmlenc#sha256",
-    "http://www.w3.org/2001/04/xmldsig-more#sha384",
-    "http://www.w3.org/2001/04/xmlenc#sha512",
-];
-pub const ALG_RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
-pub const ALG_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
+// The signature profile is the ACS pre-check's: one list of allowed algorithms and transforms.
+pub use super::precheck::{ALG_RSA_SHA1, ALG_SHA1};
+use super::precheck::{ALG_ENVELOPED, ALG_EXC_C14N, DIGEST_METHODS, NS_DS, NS_EXC_C14N, NS_XML, SIGNATURE_METHODS};
 
 /// Deepest nesting accepted before any tree parser runs (roxmltree recurses without a limit).
 pub const MAX_DEPTH: usize = 64;

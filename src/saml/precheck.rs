@@ -22,26 +22,26 @@ use roxmltree::Node;
 
 const NS_SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const NS_SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
-const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
-const NS_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
-const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+pub(crate) const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+pub(crate) const NS_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub(crate) const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 
-const ALG_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
-const ALG_ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+pub(crate) const ALG_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub(crate) const ALG_ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 
-const SIGNATURE_METHODS: [&str; 4] = [
+pub(crate) const SIGNATURE_METHODS: [&str; 4] = [
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
 ];
-const DIGEST_METHODS: [&str; 3] = [
+pub(crate) const DIGEST_METHODS: [&str; 3] = [
     "http://www.w3.org/2001/04/xmlenc#sha256",
     "http://www.w3.org/2001/04/xmldsig-more#sha384",
     "http://www.w3.org/2001/04/xmlenc#sha512",
 ];
-const ALG_RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
-const ALG_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
+pub const ALG_RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+pub const ALG_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 
 /// Longest attacker-supplied string quoted in an error message.
 const MAX_QUOTED: usize = 120;
