@@ -156,10 +156,9 @@ pub fn apply(fields: &mut [FormField], form: &[(String, String)]) {
         ) {
             f.values.truncate(1);
         }
-        if !matches!(f.widget, Widget::Paragraph) {
-            for v in &mut f.values {
-                *v = v.trim().to_string();
-            }
+        for v in &mut f.values {
+            // Browsers send textarea line breaks as CRLF; Jira's text is LF.
+            *v = if matches!(f.widget, Widget::Paragraph) { v.replace("\r\n", "\n") } else { v.trim().to_string() };
         }
         f.values.retain(|v| !v.trim().is_empty());
         f.error = None;

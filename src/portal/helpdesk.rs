@@ -825,7 +825,7 @@ pub fn attributed_comment(session: &crate::store::CustomerSession, text: &str) -
         Some(email) if email != name => format!("{name} ({email})"),
         _ => name,
     };
-    format!("On behalf of {who}:\n\n{text}")
+    format!("On behalf of {who}:\n\n{}", text.replace("\r\n", "\n"))
 }
 
 /// `POST /t/{tenant}/portal/{portal_id}/requests/{key}/comment`
@@ -912,6 +912,28 @@ mod tests {
             {"type": "paragraph", "content": [{"type": "text", "text": "World"}]}]});
         assert_eq!(display_value(&adf), "Hello\nWorld");
         assert_eq!(display_value(&Value::Null), "");
+    }
+
+    #[test]
+    fn comments_are_attributed_and_use_lf_line_breaks() {
+        let session = crate::store::CustomerSession {
+            tenant_id: crate::tenants::TenantId::from_stored("t".into()),
+            idp_id: crate::saml::idp::IdpId::from_stored("i".into()),
+            email: Some("alice@example.com".into()),
+            display_name: Some("Alice Liddell".into()),
+            name_id: "alice".into(),
+            name_id_format: None,
+            session_index: None,
+            attributes: Value::Null,
+            account_id: None,
+            csrf_token: "c".into(),
+            created_at: chrono::Utc::now(),
+            expires_at: chrono::Utc::now(),
+        };
+        assert_eq!(
+            attributed_comment(&session, "line 1\r\nline 2"),
+            "On behalf of Alice Liddell (alice@example.com):\n\nline 1\nline 2"
+        );
     }
 
     #[test]

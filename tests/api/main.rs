@@ -11,6 +11,7 @@ mod descriptor;
 mod http_basics;
 mod jira_client;
 mod portal;
+mod portal_e2e;
 mod saml_admin_api;
 mod saml_acs;
 mod saml_slo;
