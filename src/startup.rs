@@ -75,7 +75,8 @@ impl Application {
             store: store.clone(),
             settings,
         });
-        let mut background = vec![tokio::spawn(purge_uninstalled_tenants(store.clone())), tokio::spawn(purge_expired_saml_state(store))];
+        let mut background =
+            vec![tokio::spawn(purge_uninstalled_tenants(store.clone())), tokio::spawn(purge_expired_saml_state(store))];
         background.push(tokio::spawn(crate::saml::refresh::run(state.clone())));
 
         // Everything is served under the base URL's path (a reverse proxy forwards `/prefix/...` as is).

@@ -34,7 +34,10 @@ async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, LoginFailure> {
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| LoginFailure::malformed("body", "the request body could not be read"))?;
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(LoginFailure::malformed("too_large", format!("the response is larger than {} KiB", MAX_BODY / 1024)));
+            return Err(LoginFailure::malformed(
+                "too_large",
+                format!("the response is larger than {} KiB", MAX_BODY / 1024),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -109,13 +112,25 @@ pub async fn acs(
 
     match outcome {
         Ok((ctx, login)) if ctx.pending.as_ref().is_some_and(|p| p.test_mode) => {
-            let event = record(&state, &tenant, Some(&ctx.idp), "test_success", "test sign-in succeeded", Some(&login), None, now).await?;
+            let event = record(
+                &state,
+                &tenant,
+                Some(&ctx.idp),
+                "test_success",
+                "test sign-in succeeded",
+                Some(&login),
+                None,
+                now,
+            )
+            .await?;
             Ok(test_page(&state, &ctx.idp, Ok(&login), &event))
         }
         Ok((ctx, login)) => succeed(&state, &tenant, ctx, login, now).await,
         Err(failure) => {
             let outcome = if test_mode { "test_failure" } else { "failure" };
-            let event = record(&state, &tenant, idp_for_event.as_ref(), outcome, &failure.message, None, Some(&failure), now).await?;
+            let event =
+                record(&state, &tenant, idp_for_event.as_ref(), outcome, &failure.message, None, Some(&failure), now)
+                    .await?;
             tracing::info!(tenant = %tenant.id.as_str(), code = failure.code, reference = %event, "sign-in refused");
             if test_mode && let Some(idp) = &idp_for_event {
                 return Ok(test_page(&state, idp, Err(&failure), &event));
@@ -190,9 +205,17 @@ async fn context(
 }
 
 /// Signature and conditions, off the async threads (libxmlsec1 is CPU work).
-async fn verify(state: &AppState, tenant: &Tenant, ctx: &Context, decoded: Decoded, now: DateTime<Utc>) -> Result<ValidatedLogin, LoginFailure> {
+async fn verify(
+    state: &AppState,
+    tenant: &Tenant,
+    ctx: &Context,
+    decoded: Decoded,
+    now: DateTime<Utc>,
+) -> Result<ValidatedLogin, LoginFailure> {
     let sp = SpEndpoints::new(&state.settings.base_url, &tenant.public_id);
-    let verifiers = state.saml_verifiers.get_or_try_insert(&ctx.idp.id, ctx.idp.updated_at, || validate::verifiers(&sp, &ctx.idp))?;
+    let verifiers = state
+        .saml_verifiers
+        .get_or_try_insert(&ctx.idp.id, ctx.idp.updated_at, || validate::verifiers(&sp, &ctx.idp))?;
     let idp = ctx.idp.clone();
     let request_id = ctx.pending.as_ref().map(|p| p.id.clone());
     let login = web::block(move || validate::verify(&decoded, &verifiers, &sp, &idp, request_id.as_deref(), now))
@@ -205,7 +228,9 @@ async fn verify(state: &AppState, tenant: &Tenant, ctx: &Context, decoded: Decod
         };
         return Err(LoginFailure::refused(
             "email_missing",
-            format!("the assertion carries no email address; expected the attribute {expected} (or an emailAddress NameID)"),
+            format!(
+                "the assertion carries no email address; expected the attribute {expected} (or an emailAddress NameID)"
+            ),
         )
         .with("expected_attribute", expected)
         .with("attributes", login.attributes.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
@@ -214,7 +239,13 @@ async fn verify(state: &AppState, tenant: &Tenant, ctx: &Context, decoded: Decod
     Ok(login)
 }
 
-async fn succeed(state: &AppState, tenant: &Tenant, ctx: Context, login: ValidatedLogin, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+async fn succeed(
+    state: &AppState,
+    tenant: &Tenant,
+    ctx: Context,
+    login: ValidatedLogin,
+    now: DateTime<Utc>,
+) -> Result<HttpResponse, WebError> {
     let mut expires_at = now + Duration::hours(i64::from(ctx.idp.settings.session_hours));
     if let Some(limit) = login.session_not_on_or_after {
         expires_at = expires_at.min(limit);
@@ -287,13 +318,21 @@ struct TestResult<'a> {
     attributes: Vec<(String, Vec<String>)>,
 }
 
-fn test_page(state: &AppState, idp: &Idp, result: Result<&ValidatedLogin, &LoginFailure>, reference: &str) -> HttpResponse {
+fn test_page(
+    state: &AppState,
+    idp: &Idp,
+    result: Result<&ValidatedLogin, &LoginFailure>,
+    reference: &str,
+) -> HttpResponse {
     let mut facts = vec![("Reference".to_string(), reference.to_string())];
     let (success, code, message, attributes) = match result {
         Ok(l) => {
             facts.push(("NameID".into(), l.name_id.clone()));
             facts.push(("NameID format".into(), l.name_id_format.clone().unwrap_or_else(|| "(none)".into())));
-            facts.push(("Email".into(), l.email.clone().unwrap_or_else(|| "(not found: customers could not sign in)".into())));
+            facts.push((
+                "Email".into(),
+                l.email.clone().unwrap_or_else(|| "(not found: customers could not sign in)".into()),
+            ));
             facts.push(("Display name".into(), l.display_name.clone().unwrap_or_default()));
             facts.push(("SessionIndex".into(), l.session_index.clone().unwrap_or_default()));
             for (element, sig, digest) in &l.signatures {
@@ -312,8 +351,18 @@ fn test_page(state: &AppState, idp: &Idp, result: Result<&ValidatedLogin, &Login
             (false, f.code, f.message.as_str(), vec![])
         }
     };
-    let body = TestResult { asset_base: state.settings.base_url.as_str(), idp_name: &idp.name, success, code, message, facts, attributes }
-        .render()
-        .unwrap_or_default();
-    HttpResponse::build(if success { StatusCode::OK } else { StatusCode::FORBIDDEN }).content_type(ContentType::html()).body(body)
+    let body = TestResult {
+        asset_base: state.settings.base_url.as_str(),
+        idp_name: &idp.name,
+        success,
+        code,
+        message,
+        facts,
+        attributes,
+    }
+    .render()
+    .unwrap_or_default();
+    HttpResponse::build(if success { StatusCode::OK } else { StatusCode::FORBIDDEN })
+        .content_type(ContentType::html())
+        .body(body)
 }

@@ -62,7 +62,9 @@ pub fn from_samael(e: &samael::service_provider::Error) -> LoginFailure {
         | E::ResponseExpired { .. }
         | E::AssertionSubjectConfirmationExpired { .. }
         | E::AssertionConditionExpired { .. } => "expired",
-        E::AssertionSubjectConfirmationExpiredBefore { .. } | E::AssertionConditionExpiredBefore { .. } => "not_yet_valid",
+        E::AssertionSubjectConfirmationExpiredBefore { .. } | E::AssertionConditionExpiredBefore { .. } => {
+            "not_yet_valid"
+        }
         E::AssertionBearerSubjectConfirmationMissing | E::AssertionSubjectConfirmationMissing => {
             "subject_confirmation_missing"
         }
@@ -76,9 +78,11 @@ pub fn from_samael(e: &samael::service_provider::Error) -> LoginFailure {
         _ => "invalid_response",
     };
     let message = match code {
-        "signature_invalid" => "the signature does not verify with any of this identity provider's signing certificates \
+        "signature_invalid" => {
+            "the signature does not verify with any of this identity provider's signing certificates \
              (or the signed content was altered); if the IdP changed its certificate, refresh its metadata"
-            .to_string(),
+                .to_string()
+        }
         _ => e.to_string(),
     };
     LoginFailure { code, message, details: json!({ "check": "signature and conditions" }), malformed: false }

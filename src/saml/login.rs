@@ -72,7 +72,13 @@ pub async fn login(
         Err(why) => {
             return Ok(message(
                 &state,
-                MessagePage { status: StatusCode::BAD_REQUEST, title: "This link is not valid", message: why, reference: None, link: None },
+                MessagePage {
+                    status: StatusCode::BAD_REQUEST,
+                    title: "This link is not valid",
+                    message: why,
+                    reference: None,
+                    link: None,
+                },
             ));
         }
     };
@@ -109,7 +115,8 @@ pub async fn login(
 fn choose(state: &AppState, tenant: &Tenant, idps: &[Idp], return_to: &str) -> HttpResponse {
     let sp = SpEndpoints::new(&state.settings.base_url, &tenant.public_id);
     let return_to: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-    let choices = idps.iter().map(|i| (i.name.clone(), format!("{}?idp={}&return_to={return_to}", sp.login_url, i.id))).collect();
+    let choices =
+        idps.iter().map(|i| (i.name.clone(), format!("{}?idp={}&return_to={return_to}", sp.login_url, i.id))).collect();
     let body = Chooser { asset_base: state.settings.base_url.as_str(), site_name: tenant.site_name(), choices }
         .render()
         .unwrap_or_default();
@@ -127,11 +134,21 @@ pub async fn start(
 ) -> Result<HttpResponse, WebError> {
     let now = Utc::now();
     let sp = SpEndpoints::new(&state.settings.base_url, &tenant.public_id);
-    let browser = req.cookie(BROWSER_COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() >= 40).unwrap_or_else(new_token);
+    let browser =
+        req.cookie(BROWSER_COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() >= 40).unwrap_or_else(new_token);
     let id = new_request_id();
     state
         .store
-        .insert_authn_request(&id, &tenant.id, &idp.id, &token_hash(&browser), return_to, test_mode, now, now + PENDING_LIFETIME)
+        .insert_authn_request(
+            &id,
+            &tenant.id,
+            &idp.id,
+            &token_hash(&browser),
+            return_to,
+            test_mode,
+            now,
+            now + PENDING_LIFETIME,
+        )
         .await
         .map_err(internal)?;
     let xml = AuthnRequest {
@@ -144,7 +161,8 @@ pub async fn start(
         name_id_format: idp.settings.name_id_format.as_deref(),
     }
     .to_xml();
-    let sp_keys = if idp.settings.sign_authn_requests { Some(keys(state, tenant).await.map_err(internal)?) } else { None };
+    let sp_keys =
+        if idp.settings.sign_authn_requests { Some(keys(state, tenant).await.map_err(internal)?) } else { None };
     // RelayState is opaque and carries nothing: the pending request decides where the customer goes.
     let relay_state = crate::crypto::random::token::<12>();
     let cookie = browser_cookie(state, &tenant.public_id, &browser);
@@ -166,7 +184,14 @@ pub async fn start(
                 None => xml,
             };
             let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, xml.as_bytes());
-            let mut response = post_form(state, &idp.sso.location, "SAMLRequest", &encoded, Some(&relay_state), "Taking you to your sign-in page…");
+            let mut response = post_form(
+                state,
+                &idp.sso.location,
+                "SAMLRequest",
+                &encoded,
+                Some(&relay_state),
+                "Taking you to your sign-in page…",
+            );
             response.add_cookie(&cookie).map_err(internal)?;
             Ok(response)
         }

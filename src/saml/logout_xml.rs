@@ -36,8 +36,8 @@ pub const STATUS_PARTIAL_LOGOUT: &str = "urn:oasis:names:tc:SAML:2.0:status:Part
 pub const REASON_USER: &str = "urn:oasis:names:tc:SAML:2.0:logout:user";
 
 // The signature profile is the ACS pre-check's: one list of allowed algorithms and transforms.
-pub use super::precheck::{ALG_RSA_SHA1, ALG_SHA1};
 use super::precheck::{ALG_ENVELOPED, ALG_EXC_C14N, DIGEST_METHODS, NS_DS, NS_EXC_C14N, NS_XML, SIGNATURE_METHODS};
+pub use super::precheck::{ALG_RSA_SHA1, ALG_SHA1};
 
 /// Deepest nesting accepted before any tree parser runs (roxmltree recurses without a limit).
 pub const MAX_DEPTH: usize = 64;

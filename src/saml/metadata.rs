@@ -76,7 +76,8 @@ pub const EXPIRY_WARNING_DAYS: i64 = 30;
 pub const MAX_AGGREGATE_NESTING: usize = 8;
 /// SHA-256 fingerprint of WSO2 Identity Server's default `wso2carbon` certificate, whose
 /// private key ships with every WSO2 download.
-pub const WSO2_DEFAULT_CERT_SHA256: &str = "1D:72:9F:B8:C4:68:EA:D8:20:A2:A0:BE:4A:DB:8F:BA:BE:D9:AB:1B:A1:26:C9:D2:14:66:C5:70:6E:8E:4D:30";
+pub const WSO2_DEFAULT_CERT_SHA256: &str =
+    "1D:72:9F:B8:C4:68:EA:D8:20:A2:A0:BE:4A:DB:8F:BA:BE:D9:AB:1B:A1:26:C9:D2:14:66:C5:70:6E:8E:4D:30";
 
 const NS_MD: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
 const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -291,11 +292,7 @@ pub enum MetadataError {
     #[error(
         "The metadata is not well-formed XML (line {line}, column {column}: {reason}). The file may be truncated or edited by hand; download it again from the IdP."
     )]
-    MalformedXml {
-        line: u32,
-        column: u32,
-        reason: String,
-    },
+    MalformedXml { line: u32, column: u32, reason: String },
 
     #[error(
         "The root element is {found}, but SAML 2.0 metadata must start with EntityDescriptor or EntitiesDescriptor in the namespace urn:oasis:names:tc:SAML:2.0:metadata. Check that this is the IdP's SAML 2.0 metadata, not a SAML message, WS-Federation-only or SAML 1.x document."
@@ -333,18 +330,12 @@ pub enum MetadataError {
     EntitySelectionRequired { candidates: Vec<String> },
 
     #[error("{}", entity_not_found_message(.requested, .candidates))]
-    EntityNotFound {
-        requested: String,
-        candidates: Vec<String>,
-    },
+    EntityNotFound { requested: String, candidates: Vec<String> },
 
     #[error(
         "The entity {} is not a SAML 2.0 identity provider: it has no IDPSSODescriptor supporting SAML 2.0 (it is probably a service provider). Choose one of the identity providers in this metadata: {}.", quote(.requested), list(.candidates)
     )]
-    NotAnIdp {
-        requested: String,
-        candidates: Vec<String>,
-    },
+    NotAnIdp { requested: String, candidates: Vec<String> },
 
     #[error("{}", no_idp_descriptor_message(.entity_id, *.saml1_only))]
     NoIdpDescriptor { entity_id: String, saml1_only: bool },
@@ -352,37 +343,20 @@ pub enum MetadataError {
     #[error(
         "The IdP {} has no SingleSignOnService with the SAML 2.0 HTTP-Redirect or HTTP-POST binding (bindings found: {}). SAML 1, SOAP/ECP, Artifact and POST-SimpleSign are not supported. Enable HTTP-Redirect or HTTP-POST for SAML 2.0 single sign-on on the IdP and download its metadata again.", quote(.entity_id), found_list(.found_bindings)
     )]
-    NoSupportedSsoBinding {
-        entity_id: String,
-        found_bindings: Vec<String>,
-    },
+    NoSupportedSsoBinding { entity_id: String, found_bindings: Vec<String> },
 
     #[error(
         "The IdP's {binding} SingleSignOnService Location {} cannot be used: {reason}. It must be an absolute https:// URL. Correct the metadata or ask the IdP administrator.", quote(.location)
     )]
-    InvalidSsoLocation {
-        entity_id: String,
-        binding: &'static str,
-        location: String,
-        reason: &'static str,
-    },
+    InvalidSsoLocation { entity_id: String, binding: &'static str, location: String, reason: &'static str },
 
     #[error("{}", no_signing_certificate_message(.entity_id, *.encryption_keys, *.keys_without_certificate))]
-    NoSigningCertificate {
-        entity_id: String,
-        encryption_keys: usize,
-        keys_without_certificate: usize,
-    },
+    NoSigningCertificate { entity_id: String, encryption_keys: usize, keys_without_certificate: usize },
 
     #[error(
         "Signing certificate #{index} of {total} of the IdP {} (a KeyDescriptor with use=\"signing\" or no use, in its IDPSSODescriptor) cannot be decoded: {reason}. Every signing certificate must be a base64-encoded X.509 certificate; the import is refused rather than saved with fewer keys. Download the metadata again from the IdP (placeholder text such as '...' means the certificate was removed from the file).", quote(.entity_id)
     )]
-    InvalidSigningCertificate {
-        entity_id: String,
-        index: usize,
-        total: usize,
-        reason: String,
-    },
+    InvalidSigningCertificate { entity_id: String, index: usize, total: usize, reason: String },
 
     #[error(
         "The pasted certificate is {size} bytes; the limit is {limit} bytes. Paste only the IdP's signing certificate (a PEM block or its base64 text)."
@@ -500,11 +474,7 @@ fn list(items: &[String]) -> String {
     if items.is_empty() {
         return "none".to_owned();
     }
-    let mut out: Vec<String> = items
-        .iter()
-        .take(MAX_LISTED_CANDIDATES)
-        .map(|s| quote(s))
-        .collect();
+    let mut out: Vec<String> = items.iter().take(MAX_LISTED_CANDIDATES).map(|s| quote(s)).collect();
     if items.len() > MAX_LISTED_CANDIDATES {
         out.push(format!("and {} more", items.len() - MAX_LISTED_CANDIDATES));
     }
@@ -512,21 +482,14 @@ fn list(items: &[String]) -> String {
 }
 
 fn found_list(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".to_owned()
-    } else {
-        list(items)
-    }
+    if items.is_empty() { "none".to_owned() } else { list(items) }
 }
 
 fn entity_not_found_message(requested: &str, candidates: &[String]) -> String {
     let choices = if candidates.is_empty() {
         "It contains no SAML 2.0 identity provider.".to_owned()
     } else {
-        format!(
-            "The identity providers it contains are: {}.",
-            list(candidates)
-        )
+        format!("The identity providers it contains are: {}.", list(candidates))
     };
     format!(
         "No entity with the entityID {} is in this metadata. {choices} entityIDs are compared exactly (including case and trailing slashes).",
@@ -548,11 +511,7 @@ fn no_idp_descriptor_message(entity_id: &str, saml1_only: bool) -> String {
     }
 }
 
-fn no_signing_certificate_message(
-    entity_id: &str,
-    encryption_keys: usize,
-    keys_without_certificate: usize,
-) -> String {
+fn no_signing_certificate_message(entity_id: &str, encryption_keys: usize, keys_without_certificate: usize) -> String {
     let mut extra = String::new();
     if encryption_keys > 0 {
         extra.push_str(&format!(
@@ -584,27 +543,17 @@ pub fn parse_idp_metadata(
     now: DateTime<Utc>,
 ) -> Result<ImportedIdp, MetadataError> {
     if xml.len() > MAX_METADATA_BYTES {
-        return Err(MetadataError::MetadataTooLarge {
-            size: xml.len(),
-            limit: MAX_METADATA_BYTES,
-        });
+        return Err(MetadataError::MetadataTooLarge { size: xml.len(), limit: MAX_METADATA_BYTES });
     }
     let text = xml.strip_prefix('\u{feff}').unwrap_or(xml);
     precheck_text(text)?;
 
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: XML_NODES_LIMIT,
-    };
+    let options = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: XML_NODES_LIMIT };
     let doc = roxmltree::Document::parse_with_options(text, options).map_err(|e| match e {
         roxmltree::Error::DtdDetected => MetadataError::DoctypeNotAllowed,
         other => {
             let pos = other.pos();
-            MetadataError::MalformedXml {
-                line: pos.row,
-                column: pos.col,
-                reason: other.to_string(),
-            }
+            MetadataError::MalformedXml { line: pos.row, column: pos.col, reason: other.to_string() }
         }
     })?;
 
@@ -612,10 +561,7 @@ pub fn parse_idp_metadata(
     let requested = entity_id.map(str::trim).filter(|s| !s.is_empty());
 
     let entities = if is_md(root, "EntityDescriptor") {
-        vec![EntityRef {
-            node: root,
-            aggregates: Vec::new(),
-        }]
+        vec![EntityRef { node: root, aggregates: Vec::new() }]
     } else if is_md(root, "EntitiesDescriptor") {
         let mut out = Vec::new();
         collect_entities(root, &mut Vec::new(), &mut out)?;
@@ -627,9 +573,7 @@ pub fn parse_idp_metadata(
         if root.tag_name().name().eq_ignore_ascii_case("html") {
             return Err(MetadataError::LooksLikeHtml);
         }
-        return Err(MetadataError::UnexpectedRootElement {
-            found: describe_element(root),
-        });
+        return Err(MetadataError::UnexpectedRootElement { found: describe_element(root) });
     };
     let is_aggregate = is_md(root, "EntitiesDescriptor");
 
@@ -643,10 +587,7 @@ pub fn parse_idp_metadata(
         ids.push(id);
     }
 
-    let idp_descriptors: Vec<Option<Node>> = entities
-        .iter()
-        .map(|e| saml2_idp_descriptor(e.node))
-        .collect();
+    let idp_descriptors: Vec<Option<Node>> = entities.iter().map(|e| saml2_idp_descriptor(e.node)).collect();
     let mut candidates: Vec<String> = Vec::new();
     for (id, desc) in ids.iter().zip(&idp_descriptors) {
         if desc.is_some() && !candidates.iter().any(|c| c == id) {
@@ -657,10 +598,7 @@ pub fn parse_idp_metadata(
     let chosen_id: String = match requested {
         Some(req) => {
             if !ids.iter().any(|id| id == req) {
-                return Err(MetadataError::EntityNotFound {
-                    requested: req.to_owned(),
-                    candidates,
-                });
+                return Err(MetadataError::EntityNotFound { requested: req.to_owned(), candidates });
             }
             req.to_owned()
         }
@@ -670,9 +608,7 @@ pub fn parse_idp_metadata(
             } else {
                 match candidates.len() {
                     0 => {
-                        return Err(MetadataError::NoIdpInAggregate {
-                            entity_count: entities.len(),
-                        });
+                        return Err(MetadataError::NoIdpInAggregate { entity_count: entities.len() });
                     }
                     1 => candidates[0].clone(),
                     _ => return Err(MetadataError::EntitySelectionRequired { candidates }),
@@ -683,10 +619,7 @@ pub fn parse_idp_metadata(
 
     let matches: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == chosen_id).collect();
     if matches.len() > 1 {
-        return Err(MetadataError::DuplicateEntityId {
-            entity_id: chosen_id,
-            count: matches.len(),
-        });
+        return Err(MetadataError::DuplicateEntityId { entity_id: chosen_id, count: matches.len() });
     }
     let index = matches[0];
     let entity = &entities[index];
@@ -694,16 +627,11 @@ pub fn parse_idp_metadata(
         // In an aggregate only an explicit choice can land here (an automatic choice is
         // always an IdP); a single EntityDescriptor is refused for what it lacks.
         if is_aggregate {
-            return Err(MetadataError::NotAnIdp {
-                requested: chosen_id,
-                candidates,
-            });
+            return Err(MetadataError::NotAnIdp { requested: chosen_id, candidates });
         }
         return Err(MetadataError::NoIdpDescriptor {
             entity_id: chosen_id,
-            saml1_only: md_children(entity.node, "IDPSSODescriptor")
-                .next()
-                .is_some(),
+            saml1_only: md_children(entity.node, "IDPSSODescriptor").next().is_some(),
         });
     };
 
@@ -722,17 +650,12 @@ fn collect_entities<'a, 'input>(
     out: &mut Vec<EntityRef<'a, 'input>>,
 ) -> Result<(), MetadataError> {
     if path.len() >= MAX_AGGREGATE_NESTING {
-        return Err(MetadataError::AggregateTooDeep {
-            limit: MAX_AGGREGATE_NESTING,
-        });
+        return Err(MetadataError::AggregateTooDeep { limit: MAX_AGGREGATE_NESTING });
     }
     path.push(aggregate);
     for child in aggregate.children().filter(Node::is_element) {
         if is_md(child, "EntityDescriptor") {
-            out.push(EntityRef {
-                node: child,
-                aggregates: path.clone(),
-            });
+            out.push(EntityRef { node: child, aggregates: path.clone() });
         } else if is_md(child, "EntitiesDescriptor") {
             collect_entities(child, path, out)?;
         }
@@ -780,9 +703,7 @@ fn build_idp(
     // SSO endpoint.
     let sso_services: Vec<Node> = md_children(idp, "SingleSignOnService").collect();
     let pick = |binding: Binding| {
-        sso_services
-            .iter()
-            .find(|n| n.attribute("Binding").map(collapse_uri).as_deref() == Some(binding.uri()))
+        sso_services.iter().find(|n| n.attribute("Binding").map(collapse_uri).as_deref() == Some(binding.uri()))
     };
     let (binding, sso_node) = match pick(Binding::HttpRedirect) {
         Some(n) => (Binding::HttpRedirect, n),
@@ -796,10 +717,7 @@ fn build_idp(
                         found_bindings.push(b);
                     }
                 }
-                return Err(MetadataError::NoSupportedSsoBinding {
-                    entity_id,
-                    found_bindings,
-                });
+                return Err(MetadataError::NoSupportedSsoBinding { entity_id, found_bindings });
             }
         },
     };
@@ -855,22 +773,13 @@ fn build_idp(
             }
             Err(reason) => warnings.push(ImportWarning {
                 code: wc::SLO_LOCATION_INVALID,
-                message: format!(
-                    "A SingleLogoutService Location {} was ignored: {reason}.",
-                    quote(&loc)
-                ),
+                message: format!("A SingleLogoutService Location {} was ignored: {reason}.", quote(&loc)),
             }),
         }
     }
     let slo = match (slo_redirect, slo_post) {
-        (Some(location), _) => Some(Endpoint {
-            binding: Binding::HttpRedirect,
-            location,
-        }),
-        (None, Some(location)) => Some(Endpoint {
-            binding: Binding::HttpPost,
-            location,
-        }),
+        (Some(location), _) => Some(Endpoint { binding: Binding::HttpRedirect, location }),
+        (None, Some(location)) => Some(Endpoint { binding: Binding::HttpPost, location }),
         (None, None) => None,
     };
 
@@ -900,11 +809,7 @@ fn build_idp(
         for key_info in ds_children(kd, "KeyInfo") {
             for x509_data in ds_children(key_info, "X509Data") {
                 for cert in ds_children(x509_data, "X509Certificate") {
-                    let text: String = cert
-                        .descendants()
-                        .filter(Node::is_text)
-                        .filter_map(|t| t.text())
-                        .collect();
+                    let text: String = cert.descendants().filter(Node::is_text).filter_map(|t| t.text()).collect();
                     cert_texts.push(text);
                 }
             }
@@ -914,27 +819,15 @@ fn build_idp(
         }
     }
     if cert_texts.is_empty() {
-        return Err(MetadataError::NoSigningCertificate {
-            entity_id,
-            encryption_keys,
-            keys_without_certificate,
-        });
+        return Err(MetadataError::NoSigningCertificate { entity_id, encryption_keys, keys_without_certificate });
     }
     let total = cert_texts.len();
     let mut certificates: Vec<SigningCertificate> = Vec::with_capacity(total);
     for (i, text) in cert_texts.iter().enumerate() {
         let cert = decode_base64(text).and_then(decode_der).map_err(|reason| {
-            MetadataError::InvalidSigningCertificate {
-                entity_id: entity_id.clone(),
-                index: i + 1,
-                total,
-                reason,
-            }
+            MetadataError::InvalidSigningCertificate { entity_id: entity_id.clone(), index: i + 1, total, reason }
         })?;
-        if !certificates
-            .iter()
-            .any(|c| c.fingerprint_sha256 == cert.fingerprint_sha256)
-        {
+        if !certificates.iter().any(|c| c.fingerprint_sha256 == cert.fingerprint_sha256) {
             certificates.push(cert);
         }
     }
@@ -955,10 +848,8 @@ fn build_idp(
             name_id_formats.push(f);
         }
     }
-    let want_authn_requests_signed = matches!(
-        idp.attribute("WantAuthnRequestsSigned").map(str::trim),
-        Some("true") | Some("1")
-    );
+    let want_authn_requests_signed =
+        matches!(idp.attribute("WantAuthnRequestsSigned").map(str::trim), Some("true") | Some("1"));
 
     Ok(ImportedIdp {
         entity_id,
@@ -1044,11 +935,7 @@ fn precheck_text(text: &str) -> Result<(), MetadataError> {
     if trimmed.is_empty() {
         return Err(MetadataError::EmptyMetadata);
     }
-    let head: String = trimmed
-        .chars()
-        .take(64)
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let head: String = trimmed.chars().take(64).collect::<String>().to_ascii_lowercase();
     if !trimmed.starts_with('<') {
         let hint = if head.starts_with("http://") || head.starts_with("https://") {
             "It looks like a URL: open it, save the XML it returns, and upload that file (or use the metadata URL option)."
@@ -1069,9 +956,7 @@ fn precheck_text(text: &str) -> Result<(), MetadataError> {
         return Err(MetadataError::DoctypeNotAllowed);
     }
     if xml_nesting_exceeds(text, MAX_XML_DEPTH) {
-        return Err(MetadataError::XmlTooDeep {
-            limit: MAX_XML_DEPTH,
-        });
+        return Err(MetadataError::XmlTooDeep { limit: MAX_XML_DEPTH });
     }
     Ok(())
 }
@@ -1136,15 +1021,11 @@ pub fn xml_nesting_exceeds(xml: &str, limit: usize) -> bool {
 
 /// Index just past the first `pat` at or after `from`.
 fn skip_past(b: &[u8], from: usize, pat: &[u8]) -> Option<usize> {
-    b.get(from..)?
-        .windows(pat.len())
-        .position(|w| w == pat)
-        .map(|p| from + p + pat.len())
+    b.get(from..)?.windows(pat.len()).position(|w| w == pat).map(|p| from + p + pat.len())
 }
 
 fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn describe_element(node: Node<'_, '_>) -> String {
@@ -1156,9 +1037,7 @@ fn describe_element(node: Node<'_, '_>) -> String {
 }
 
 fn is_md(node: Node<'_, '_>, local: &str) -> bool {
-    node.is_element()
-        && node.tag_name().name() == local
-        && node.tag_name().namespace() == Some(NS_MD)
+    node.is_element() && node.tag_name().name() == local && node.tag_name().namespace() == Some(NS_MD)
 }
 
 fn md_children<'a, 'input: 'a>(
@@ -1172,9 +1051,8 @@ fn ds_children<'a, 'input: 'a>(
     node: Node<'a, 'input>,
     local: &'static str,
 ) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
-    node.children().filter(move |c| {
-        c.is_element() && c.tag_name().name() == local && c.tag_name().namespace() == Some(NS_DS)
-    })
+    node.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == local && c.tag_name().namespace() == Some(NS_DS))
 }
 
 /// The first IDPSSODescriptor that supports SAML 2.0.
@@ -1227,9 +1105,7 @@ pub fn parse_xs_datetime(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc())
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc())
 }
 
 /// Parses an `xs:duration` of the form `PnYnMnDTnHnMnS` (only seconds may have a fraction).
@@ -1248,12 +1124,7 @@ pub fn parse_xs_duration(s: &str) -> Option<Duration> {
     const DAY: u64 = 86_400;
     let mut nanos: u128 = 0;
     let mut parts = 0;
-    parts += parse_duration_part(
-        date,
-        &[('Y', 365 * DAY), ('M', 30 * DAY), ('D', DAY)],
-        false,
-        &mut nanos,
-    )?;
+    parts += parse_duration_part(date, &[('Y', 365 * DAY), ('M', 30 * DAY), ('D', DAY)], false, &mut nanos)?;
     if let Some(time) = time {
         let n = parse_duration_part(time, &[('H', 3600), ('M', 60), ('S', 1)], true, &mut nanos)?;
         if n == 0 {
@@ -1271,12 +1142,7 @@ pub fn parse_xs_duration(s: &str) -> Option<Duration> {
 
 /// Parses `nXnYnZ` with the designators in `units` (in order, each at most once), adding to
 /// `total` in nanoseconds. Returns the number of components.
-fn parse_duration_part(
-    s: &str,
-    units: &[(char, u64)],
-    fraction_on_last: bool,
-    total: &mut u128,
-) -> Option<usize> {
+fn parse_duration_part(s: &str, units: &[(char, u64)], fraction_on_last: bool, total: &mut u128) -> Option<usize> {
     let mut rest = s;
     let mut next_unit = 0;
     let mut count = 0;
@@ -1284,17 +1150,11 @@ fn parse_duration_part(
         let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let (number, tail) = rest.split_at(end);
         let designator = tail.chars().next()?;
-        let pos = units[next_unit..]
-            .iter()
-            .position(|(d, _)| *d == designator)?
-            + next_unit;
+        let pos = units[next_unit..].iter().position(|(d, _)| *d == designator)? + next_unit;
         let is_last = pos == units.len() - 1;
         let (int_part, frac_part) = match number.split_once('.') {
             Some((i, f)) => {
-                if !(fraction_on_last && is_last)
-                    || f.is_empty()
-                    || !f.bytes().all(|b| b.is_ascii_digit())
-                {
+                if !(fraction_on_last && is_last) || f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
                     return None;
                 }
                 (i, f)
@@ -1304,11 +1164,7 @@ fn parse_duration_part(
         if int_part.is_empty() && frac_part.is_empty() {
             return None;
         }
-        let int: u128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().ok()?
-        };
+        let int: u128 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
         let unit_nanos = u128::from(units[pos].1) * 1_000_000_000;
         let mut add = int.checked_mul(unit_nanos)?;
         if !frac_part.is_empty() {
@@ -1337,10 +1193,7 @@ pub fn parse_certificate(
     now: DateTime<Utc>,
 ) -> Result<(SigningCertificate, Vec<ImportWarning>), MetadataError> {
     if input.len() > MAX_CERTIFICATE_INPUT_BYTES {
-        return Err(MetadataError::CertificateTooLarge {
-            size: input.len(),
-            limit: MAX_CERTIFICATE_INPUT_BYTES,
-        });
+        return Err(MetadataError::CertificateTooLarge { size: input.len(), limit: MAX_CERTIFICATE_INPUT_BYTES });
     }
     let text = input.trim_start_matches('\u{feff}').trim();
     if text.is_empty() {
@@ -1356,9 +1209,8 @@ pub fn parse_certificate(
         }
         text.to_owned()
     };
-    let cert = decode_base64(&body)
-        .and_then(decode_der)
-        .map_err(|reason| MetadataError::InvalidCertificate { reason })?;
+    let cert =
+        decode_base64(&body).and_then(decode_der).map_err(|reason| MetadataError::InvalidCertificate { reason })?;
     let warnings = certificate_warnings(&cert, now);
     Ok((cert, warnings))
 }
@@ -1381,9 +1233,7 @@ fn pem_certificate_body(text: &str) -> Result<String, MetadataError> {
             if label.contains("PRIVATE KEY") {
                 return Err(MetadataError::PrivateKeyPasted);
             }
-            return Err(MetadataError::CertificatePemMalformed {
-                reason: format!("no matching {end_marker} line"),
-            });
+            return Err(MetadataError::CertificatePemMalformed { reason: format!("no matching {end_marker} line") });
         };
         if label.contains("PRIVATE KEY") {
             return Err(MetadataError::PrivateKeyPasted);
@@ -1424,12 +1274,7 @@ pub fn certificate_warnings(cert: &SigningCertificate, now: DateTime<Utc>) -> Ve
     out
 }
 
-fn push_certificate_warnings(
-    cert: &SigningCertificate,
-    now: DateTime<Utc>,
-    label: &str,
-    out: &mut Vec<ImportWarning>,
-) {
+fn push_certificate_warnings(cert: &SigningCertificate, now: DateTime<Utc>, label: &str, out: &mut Vec<ImportWarning>) {
     let who = format!("{label} ({})", describe_certificate(cert));
     if cert.fingerprint_sha256 == WSO2_DEFAULT_CERT_SHA256 {
         out.push(ImportWarning {
@@ -1508,11 +1353,7 @@ fn looks_like_wso2_default_subject(subject: &str) -> bool {
 }
 
 fn describe_certificate(cert: &SigningCertificate) -> String {
-    let subject = if cert.subject.is_empty() {
-        "empty subject"
-    } else {
-        &cert.subject
-    };
+    let subject = if cert.subject.is_empty() { "empty subject" } else { &cert.subject };
     format!("{subject}, SHA-256 {}", cert.fingerprint_sha256)
 }
 
@@ -1546,33 +1387,24 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     );
     engine.decode(compact.as_bytes()).map_err(|e| {
         let start: String = compact.chars().take(16).collect();
-        let more = if compact.chars().count() > 16 {
-            "…"
-        } else {
-            ""
-        };
-        format!(
-            "the text {} is not valid base64 ({e})",
-            quote(&format!("{start}{more}"))
-        )
+        let more = if compact.chars().count() > 16 { "…" } else { "" };
+        format!("the text {} is not valid base64 ({e})", quote(&format!("{start}{more}")))
     })
 }
 
 /// Decodes one DER X.509 certificate. Trailing bytes after the certificate are refused.
 fn decode_der(der: Vec<u8>) -> Result<SigningCertificate, String> {
-    let expected = der_sequence_len(&der)
-        .ok_or_else(|| "the decoded bytes are not a DER-encoded X.509 certificate".to_owned())?;
+    let expected =
+        der_sequence_len(&der).ok_or_else(|| "the decoded bytes are not a DER-encoded X.509 certificate".to_owned())?;
     if expected != der.len() {
         return Err(format!(
             "the decoded data has {} bytes but the certificate inside is {expected} bytes long (truncated or extra data)",
             der.len()
         ));
     }
-    let x509 = X509::from_der(&der)
-        .map_err(|e| format!("the decoded bytes are not a valid X.509 certificate ({e})"))?;
-    let key = x509
-        .public_key()
-        .map_err(|e| format!("the certificate's public key cannot be read ({e})"))?;
+    let x509 =
+        X509::from_der(&der).map_err(|e| format!("the decoded bytes are not a valid X.509 certificate ({e})"))?;
+    let key = x509.public_key().map_err(|e| format!("the certificate's public key cannot be read ({e})"))?;
     let key_type = match key.id() {
         Id::RSA => "RSA".to_owned(),
         Id::RSA_PSS => "RSA-PSS".to_owned(),
@@ -1586,11 +1418,7 @@ fn decode_der(der: Vec<u8>) -> Result<SigningCertificate, String> {
     let signature_algorithm = if sig_obj.nid() == Nid::UNDEF {
         sig_obj.to_string()
     } else {
-        sig_obj
-            .nid()
-            .long_name()
-            .map(str::to_owned)
-            .unwrap_or_else(|_| sig_obj.to_string())
+        sig_obj.nid().long_name().map(str::to_owned).unwrap_or_else(|_| sig_obj.to_string())
     };
     Ok(SigningCertificate {
         fingerprint_sha256: fingerprint_sha256(&der),
@@ -1627,12 +1455,9 @@ fn der_sequence_len(der: &[u8]) -> Option<usize> {
 
 fn asn1_to_utc(t: &Asn1TimeRef) -> Result<DateTime<Utc>, String> {
     let epoch = Asn1Time::from_unix(0).map_err(|e| e.to_string())?;
-    let diff = epoch
-        .diff(t)
-        .map_err(|e| format!("its validity dates cannot be read ({e})"))?;
+    let diff = epoch.diff(t).map_err(|e| format!("its validity dates cannot be read ({e})"))?;
     let secs = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
-    DateTime::from_timestamp(secs, 0)
-        .ok_or_else(|| "its validity dates are out of range".to_owned())
+    DateTime::from_timestamp(secs, 0).ok_or_else(|| "its validity dates are out of range".to_owned())
 }
 
 /// RFC 4514-style rendering, see the module docs.
@@ -1644,11 +1469,7 @@ fn format_name(name: &X509NameRef) -> String {
             let key = if object.nid() == Nid::UNDEF {
                 object.to_string()
             } else {
-                object
-                    .nid()
-                    .short_name()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|_| object.to_string())
+                object.nid().short_name().map(str::to_owned).unwrap_or_else(|_| object.to_string())
             };
             let value = match entry.data().to_string() {
                 Ok(s) => escape_rdn_value(&s),
@@ -1698,10 +1519,7 @@ mod tests {
             return PathBuf::from(dir);
         }
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for rel in [
-            "../shared/fixtures/idp-metadata",
-            "../../shared/fixtures/idp-metadata",
-        ] {
+        for rel in ["../shared/fixtures/idp-metadata", "../../shared/fixtures/idp-metadata"] {
             let dir = manifest.join(rel);
             if dir.is_dir() {
                 return dir;
@@ -1714,8 +1532,7 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         let path = fixture_dir().join(name);
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
     }
 
     fn import(name: &str, entity: Option<&str>) -> ImportedIdp {
@@ -1762,12 +1579,7 @@ mod tests {
             certs: 1,
             sso: (REDIRECT, "https://localhost:9443/samlsso"),
             slo: Some((REDIRECT, "https://localhost:9443/samlsso")),
-            warnings: &[
-                "metadata_expired",
-                "wso2_default_certificate",
-                "weak_rsa_key",
-                "sha1_signed_certificate",
-            ],
+            warnings: &["metadata_expired", "wso2_default_certificate", "weak_rsa_key", "sha1_signed_certificate"],
         },
         Expected {
             file: "adfs2-federationmetadata.xml",
@@ -1794,12 +1606,7 @@ mod tests {
             certs: 3,
             sso: (REDIRECT, "https://login.microsoftonline.com/common/saml2"),
             slo: Some((REDIRECT, "https://login.microsoftonline.com/common/saml2")),
-            warnings: &[
-                "entity_id_template",
-                "certificate_expired",
-                "certificate_expired",
-                "certificate_expired",
-            ],
+            warnings: &["entity_id_template", "certificate_expired", "certificate_expired", "certificate_expired"],
         },
         Expected {
             file: "okta-idp-metadata.xml",
@@ -1818,14 +1625,8 @@ mod tests {
             entity: None,
             entity_id: "http://localhost:8080/auth/realms/master",
             certs: 2,
-            sso: (
-                POST,
-                "http://localhost:8080/auth/realms/master/protocol/saml",
-            ),
-            slo: Some((
-                POST,
-                "http://localhost:8080/auth/realms/master/protocol/saml",
-            )),
+            sso: (POST, "http://localhost:8080/auth/realms/master/protocol/saml"),
+            slo: Some((POST, "http://localhost:8080/auth/realms/master/protocol/saml")),
             warnings: &[
                 "sso_url_not_https",
                 "slo_url_not_https",
@@ -1839,10 +1640,7 @@ mod tests {
             entity: None,
             entity_id: "https://accounts.google.com/o/saml2?idpid=C023zw3x8",
             certs: 2,
-            sso: (
-                REDIRECT,
-                "https://accounts.google.com/o/saml2/idp?idpid=C023zw3x8",
-            ),
+            sso: (REDIRECT, "https://accounts.google.com/o/saml2/idp?idpid=C023zw3x8"),
             slo: None,
             warnings: &["metadata_expiring_soon", "certificate_expiring_soon"],
         },
@@ -1851,14 +1649,8 @@ mod tests {
             entity: None,
             entity_id: "urn:mvanholsteijn.eu.auth0.com",
             certs: 1,
-            sso: (
-                REDIRECT,
-                "https://mvanholsteijn.eu.auth0.com/samlp/SLeL10SEptRHmDPNXtKLXyHwZSGlrMZU",
-            ),
-            slo: Some((
-                REDIRECT,
-                "https://mvanholsteijn.eu.auth0.com/samlp/SLeL10SEptRHmDPNXtKLXyHwZSGlrMZU/logout",
-            )),
+            sso: (REDIRECT, "https://mvanholsteijn.eu.auth0.com/samlp/SLeL10SEptRHmDPNXtKLXyHwZSGlrMZU"),
+            slo: Some((REDIRECT, "https://mvanholsteijn.eu.auth0.com/samlp/SLeL10SEptRHmDPNXtKLXyHwZSGlrMZU/logout")),
             warnings: &["sha1_signed_certificate"],
         },
         Expected {
@@ -1866,10 +1658,7 @@ mod tests {
             entity: None,
             entity_id: "https://idp.msidlab13.com/idp/shibboleth",
             certs: 1,
-            sso: (
-                REDIRECT,
-                "https://idp.msidlab13.com/idp/profile/SAML2/Redirect/SSO",
-            ),
+            sso: (REDIRECT, "https://idp.msidlab13.com/idp/profile/SAML2/Redirect/SSO"),
             slo: None,
             warnings: &["certificate_expired"],
         },
@@ -1878,10 +1667,7 @@ mod tests {
             entity: None,
             entity_id: "https://idp.testshib.org/idp/shibboleth",
             certs: 1,
-            sso: (
-                REDIRECT,
-                "https://idp.testshib.org/idp/profile/SAML2/Redirect/SSO",
-            ),
+            sso: (REDIRECT, "https://idp.testshib.org/idp/profile/SAML2/Redirect/SSO"),
             slo: None,
             warnings: &[],
         },
@@ -1890,29 +1676,16 @@ mod tests {
             entity: Some("https://idp2.example.com/simplesaml/saml2/idp/metadata.php"),
             entity_id: "https://idp2.example.com/simplesaml/saml2/idp/metadata.php",
             certs: 1,
-            sso: (
-                REDIRECT,
-                "https://idp2.example.com/simplesaml/saml2/idp/SSOService.php",
-            ),
-            slo: Some((
-                REDIRECT,
-                "https://idp2.example.com/simplesaml/saml2/idp/SingleLogoutService.php",
-            )),
-            warnings: &[
-                "certificate_expired",
-                "weak_rsa_key",
-                "sha1_signed_certificate",
-            ],
+            sso: (REDIRECT, "https://idp2.example.com/simplesaml/saml2/idp/SSOService.php"),
+            slo: Some((REDIRECT, "https://idp2.example.com/simplesaml/saml2/idp/SingleLogoutService.php")),
+            warnings: &["certificate_expired", "weak_rsa_key", "sha1_signed_certificate"],
         },
         Expected {
             file: "rctsaai-signed-aggregate-two-idps-one-sp.xml",
             entity: Some("https://idp.fccn.pt/idp/shibboleth"),
             entity_id: "https://idp.fccn.pt/idp/shibboleth",
             certs: 1,
-            sso: (
-                REDIRECT,
-                "https://idp.fccn.pt/idp/profile/SAML2/Redirect/SSO",
-            ),
+            sso: (REDIRECT, "https://idp.fccn.pt/idp/profile/SAML2/Redirect/SSO"),
             slo: None,
             // idp.fccn.pt's certificate is sha1WithRSAEncryption (checked with openssl x509).
             warnings: &["metadata_expired", "sha1_signed_certificate"],
@@ -1922,10 +1695,7 @@ mod tests {
             entity: Some("https://idpr4.imtbs-tsp.eu/idp/shibboleth"),
             entity_id: "https://idpr4.imtbs-tsp.eu/idp/shibboleth",
             certs: 1,
-            sso: (
-                REDIRECT,
-                "https://idpr4.imtbs-tsp.eu/idp/profile/SAML2/Redirect/SSO",
-            ),
+            sso: (REDIRECT, "https://idpr4.imtbs-tsp.eu/idp/profile/SAML2/Redirect/SSO"),
             slo: None,
             warnings: &["metadata_expired"],
         },
@@ -1936,12 +1706,7 @@ mod tests {
             certs: 2,
             sso: (REDIRECT, "https://idp.examle.com/saml/sso"),
             slo: Some((REDIRECT, "https://idp.examle.com/saml/slo")),
-            warnings: &[
-                "certificate_expired",
-                "certificate_expired",
-                "weak_rsa_key",
-                "sha1_signed_certificate",
-            ],
+            warnings: &["certificate_expired", "certificate_expired", "weak_rsa_key", "sha1_signed_certificate"],
         },
         Expected {
             file: "validuntil-cacheduration-expired.xml",
@@ -1950,38 +1715,17 @@ mod tests {
             certs: 1,
             sso: (REDIRECT, "https://hello.example.com/access/saml/login"),
             slo: Some((REDIRECT, "https://hello.example.com/access/saml/logout")),
-            warnings: &[
-                "metadata_expired",
-                "invalid_cache_duration",
-                "certificate_expired",
-                "sha1_signed_certificate",
-            ],
+            warnings: &["metadata_expired", "invalid_cache_duration", "certificate_expired", "sha1_signed_certificate"],
         },
     ];
 
     const REFUSALS: &[(&str, Option<&str>, &str)] = &[
         ("sp-only-no-idpssodescriptor.xml", None, "no_idp_descriptor"),
         ("empty-entitiesdescriptor.xml", None, "empty_aggregate"),
-        (
-            "adfs-like-placeholder-certs.xml",
-            None,
-            "invalid_signing_certificate",
-        ),
-        (
-            "simplesamlphp-aggregate-three-idps.xml",
-            None,
-            "entity_selection_required",
-        ),
-        (
-            "rctsaai-signed-aggregate-two-idps-one-sp.xml",
-            None,
-            "entity_selection_required",
-        ),
-        (
-            "renater-signed-aggregate-validuntil-cacheduration.xml",
-            None,
-            "entity_selection_required",
-        ),
+        ("adfs-like-placeholder-certs.xml", None, "invalid_signing_certificate"),
+        ("simplesamlphp-aggregate-three-idps.xml", None, "entity_selection_required"),
+        ("rctsaai-signed-aggregate-two-idps-one-sp.xml", None, "entity_selection_required"),
+        ("renater-signed-aggregate-validuntil-cacheduration.xml", None, "entity_selection_required"),
     ];
 
     #[test]
@@ -1994,13 +1738,7 @@ mod tests {
             assert_eq!(idp.sso.location, e.sso.1, "{}: SSO location", e.file);
             let slo = idp.slo.as_ref().map(|s| (s.binding, s.location.as_str()));
             assert_eq!(slo, e.slo, "{}: SLO", e.file);
-            assert_eq!(
-                codes(&idp),
-                sorted(e.warnings.to_vec()),
-                "{}: warnings {:#?}",
-                e.file,
-                idp.warnings
-            );
+            assert_eq!(codes(&idp), sorted(e.warnings.to_vec()), "{}: warnings {:#?}", e.file, idp.warnings);
         }
     }
 
@@ -2009,11 +1747,7 @@ mod tests {
         for (file, entity, code) in REFUSALS {
             let err = refuse(file, *entity);
             assert_eq!(err.code(), *code, "{file}: {err}");
-            let field = if *code == "entity_selection_required" {
-                "entity_id"
-            } else {
-                "metadata_xml"
-            };
+            let field = if *code == "entity_selection_required" { "entity_id" } else { "metadata_xml" };
             assert_eq!(err.field(), Some(field), "{file}");
         }
     }
@@ -2026,12 +1760,8 @@ mod tests {
             .filter(|n| n.ends_with(".xml"))
             .collect();
         on_disk.sort();
-        let mut covered: Vec<String> = IMPORTS
-            .iter()
-            .map(|e| e.file)
-            .chain(REFUSALS.iter().map(|r| r.0))
-            .map(str::to_owned)
-            .collect();
+        let mut covered: Vec<String> =
+            IMPORTS.iter().map(|e| e.file).chain(REFUSALS.iter().map(|r| r.0)).map(str::to_owned).collect();
         covered.sort();
         covered.dedup();
         assert_eq!(on_disk.len(), 18);
@@ -2043,38 +1773,18 @@ mod tests {
         let idp = import("wso2-is-resident-idp-localhost.xml", None);
         let cert = &idp.certificates[0];
         assert_eq!(cert.fingerprint_sha256, WSO2_DEFAULT_CERT_SHA256);
-        assert_eq!(
-            cert.subject,
-            "CN=localhost, O=WSO2, L=Mountain View, ST=CA, C=US"
-        );
+        assert_eq!(cert.subject, "CN=localhost, O=WSO2, L=Mountain View, ST=CA, C=US");
         assert_eq!(cert.key_type, "RSA");
         assert_eq!(cert.key_bits, 1024);
         assert_eq!(cert.signature_algorithm, "sha1WithRSAEncryption");
-        assert_eq!(
-            cert.not_after,
-            Utc.with_ymd_and_hms(2035, 2, 13, 7, 2, 26).unwrap()
-        );
-        let w = idp
-            .warnings
-            .iter()
-            .find(|w| w.code == "wso2_default_certificate")
-            .expect("wso2 warning");
-        assert!(
-            w.message.contains("private key ships publicly"),
-            "{}",
-            w.message
-        );
+        assert_eq!(cert.not_after, Utc.with_ymd_and_hms(2035, 2, 13, 7, 2, 26).unwrap());
+        let w = idp.warnings.iter().find(|w| w.code == "wso2_default_certificate").expect("wso2 warning");
+        assert!(w.message.contains("private key ships publicly"), "{}", w.message);
         assert!(w.message.contains("forge logins"), "{}", w.message);
         assert!(w.message.contains("before production"), "{}", w.message);
-        assert_eq!(
-            idp.valid_until,
-            parse_xs_datetime("2026-05-16T21:51:14.927Z")
-        );
+        assert_eq!(idp.valid_until, parse_xs_datetime("2026-05-16T21:51:14.927Z"));
         assert!(idp.is_expired(now()));
-        assert_eq!(
-            idp.name_id_formats,
-            ["urn:oasis:names:tc:SAML:2.0:nameid-format:transient"]
-        );
+        assert_eq!(idp.name_id_formats, ["urn:oasis:names:tc:SAML:2.0:nameid-format:transient"]);
         assert_eq!(idp.slo_soap, None);
     }
 
@@ -2084,32 +1794,18 @@ mod tests {
         let start = xml.find("<ds:X509Certificate>").unwrap() + "<ds:X509Certificate>".len();
         let end = xml.find("</ds:X509Certificate>").unwrap();
         let b64 = &xml[start..end];
-        let pem = format!(
-            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            b64.trim()
-        );
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", b64.trim());
         let (cert, warnings) = parse_certificate(&pem, now()).unwrap();
         assert_eq!(cert.fingerprint_sha256, WSO2_DEFAULT_CERT_SHA256);
         let c: Vec<_> = warnings.iter().map(|w| w.code).collect();
-        assert_eq!(
-            c,
-            [
-                "wso2_default_certificate",
-                "weak_rsa_key",
-                "sha1_signed_certificate"
-            ]
-        );
+        assert_eq!(c, ["wso2_default_certificate", "weak_rsa_key", "sha1_signed_certificate"]);
     }
 
     #[test]
     fn adfs_ignores_encryption_role_and_sp_keys() {
         let idp = import("adfs2-federationmetadata.xml", None);
         assert_eq!(idp.certificates.len(), 1);
-        let expired = idp
-            .warnings
-            .iter()
-            .find(|w| w.code == "certificate_expired")
-            .unwrap();
+        let expired = idp.warnings.iter().find(|w| w.code == "certificate_expired").unwrap();
         assert!(expired.message.contains("2017"), "{}", expired.message);
         assert!(idp.certificates[0].not_after.format("%Y").to_string() == "2017");
     }
@@ -2117,17 +1813,9 @@ mod tests {
     #[test]
     fn entra_template_entity_id_is_warned_about() {
         let idp = import("entra-id-common-federationmetadata.xml", None);
-        let w = idp
-            .warnings
-            .iter()
-            .find(|w| w.code == "entity_id_template")
-            .unwrap();
+        let w = idp.warnings.iter().find(|w| w.code == "entity_id_template").unwrap();
         assert!(w.message.contains("tenant-specific"), "{}", w.message);
-        let fps: std::collections::HashSet<_> = idp
-            .certificates
-            .iter()
-            .map(|c| c.fingerprint_sha256.clone())
-            .collect();
+        let fps: std::collections::HashSet<_> = idp.certificates.iter().map(|c| c.fingerprint_sha256.clone()).collect();
         assert_eq!(fps.len(), 3);
         for c in &idp.certificates {
             let year: i32 = c.not_after.format("%Y").to_string().parse().unwrap();
@@ -2140,10 +1828,7 @@ mod tests {
         let idp = import("okta-idp-metadata.xml", None);
         assert!(idp.want_authn_requests_signed);
         assert_eq!(idp.certificates[0].key_bits, 2048);
-        assert_eq!(
-            idp.certificates[0].not_after,
-            Utc.with_ymd_and_hms(2027, 3, 6, 4, 55, 33).unwrap()
-        );
+        assert_eq!(idp.certificates[0].not_after, Utc.with_ymd_and_hms(2027, 3, 6, 4, 55, 33).unwrap());
         assert_eq!(idp.name_id_formats.len(), 2);
     }
 
@@ -2161,23 +1846,12 @@ mod tests {
     fn google_query_string_is_preserved() {
         let idp = import("google-workspace-two-signing-certs-query-sso.xml", None);
         assert_eq!(idp.sso.query_separator(), "&");
-        assert_eq!(
-            idp.valid_until,
-            Some(Utc.with_ymd_and_hms(2026, 12, 16, 17, 18, 2).unwrap())
-        );
+        assert_eq!(idp.valid_until, Some(Utc.with_ymd_and_hms(2026, 12, 16, 17, 18, 2).unwrap()));
         // Cert 1 expires 2026-12-16 (18 days after the pinned clock), cert 2 in 2027.
-        let soon: Vec<_> = idp
-            .warnings
-            .iter()
-            .filter(|w| w.code == "certificate_expiring_soon")
-            .collect();
+        let soon: Vec<_> = idp.warnings.iter().filter(|w| w.code == "certificate_expiring_soon").collect();
         assert_eq!(soon.len(), 1);
         assert!(soon[0].message.starts_with("Signing certificate #1 of 2"));
-        assert!(
-            soon[0].message.contains("2026-12-16"),
-            "{}",
-            soon[0].message
-        );
+        assert!(soon[0].message.contains("2026-12-16"), "{}", soon[0].message);
     }
 
     #[test]
@@ -2194,23 +1868,14 @@ mod tests {
         let onelogin = import("onelogin-style-two-signing-one-encryption.xml", None);
         assert_eq!(onelogin.certificates.len(), 2);
         assert_eq!(onelogin.certificates[1].key_bits, 1024);
-        assert_eq!(
-            onelogin.certificates[1].subject,
-            "CN=example.com, O=example.com, ST=example.com, C=us"
-        );
+        assert_eq!(onelogin.certificates[1].subject, "CN=example.com, O=example.com, ST=example.com, C=us");
     }
 
     #[test]
     fn testshib_explicit_choices() {
-        let idp = import(
-            "testshib-aggregate-idp-and-sp.xml",
-            Some("https://idp.testshib.org/idp/shibboleth"),
-        );
+        let idp = import("testshib-aggregate-idp-and-sp.xml", Some("https://idp.testshib.org/idp/shibboleth"));
         assert_eq!(idp.certificates.len(), 1);
-        let err = refuse(
-            "testshib-aggregate-idp-and-sp.xml",
-            Some("https://sp.testshib.org/shibboleth-sp"),
-        );
+        let err = refuse("testshib-aggregate-idp-and-sp.xml", Some("https://sp.testshib.org/shibboleth-sp"));
         assert_eq!(err.code(), "not_an_idp");
         assert_eq!(err.field(), Some("entity_id"));
         assert_eq!(
@@ -2230,18 +1895,10 @@ mod tests {
             "https://idp3.example.com/simplesaml/saml2/idp/metadata.php".to_owned(),
         ];
         let err = refuse("simplesamlphp-aggregate-three-idps.xml", None);
-        assert_eq!(
-            err,
-            MetadataError::EntitySelectionRequired {
-                candidates: expected.clone()
-            }
-        );
+        assert_eq!(err, MetadataError::EntitySelectionRequired { candidates: expected.clone() });
         assert_eq!(err.field(), Some("entity_id"));
         assert!(err.to_string().contains("idp3.example.com"), "{err}");
-        let err = refuse(
-            "simplesamlphp-aggregate-three-idps.xml",
-            Some("https://idp9.example.com/"),
-        );
+        let err = refuse("simplesamlphp-aggregate-three-idps.xml", Some("https://idp9.example.com/"));
         assert_eq!(
             err,
             MetadataError::EntityNotFound {
@@ -2254,10 +1911,7 @@ mod tests {
             "simplesamlphp-aggregate-three-idps.xml",
             Some("https://idp2.example.com/simplesaml/saml2/idp/metadata.php"),
         );
-        assert_eq!(
-            idp.certificates[0].not_after.format("%Y").to_string(),
-            "2007"
-        );
+        assert_eq!(idp.certificates[0].not_after.format("%Y").to_string(), "2007");
         assert_eq!(idp.certificates[0].key_bits, 1024);
     }
 
@@ -2273,27 +1927,15 @@ mod tests {
                 ]
             }
         );
-        let err = refuse(
-            "rctsaai-signed-aggregate-two-idps-one-sp.xml",
-            Some("https://webtut.fccn.pt"),
-        );
+        let err = refuse("rctsaai-signed-aggregate-two-idps-one-sp.xml", Some("https://webtut.fccn.pt"));
         assert_eq!(err.code(), "not_an_idp");
-        let idp = import(
-            "rctsaai-signed-aggregate-two-idps-one-sp.xml",
-            Some("https://idp.fccn.pt/idp/shibboleth"),
-        );
-        assert_eq!(
-            idp.valid_until,
-            Some(Utc.with_ymd_and_hms(2017, 4, 22, 12, 17, 22).unwrap())
-        );
+        let idp = import("rctsaai-signed-aggregate-two-idps-one-sp.xml", Some("https://idp.fccn.pt/idp/shibboleth"));
+        assert_eq!(idp.valid_until, Some(Utc.with_ymd_and_hms(2017, 4, 22, 12, 17, 22).unwrap()));
     }
 
     #[test]
     fn renater_validity_and_cache_duration() {
-        let err = refuse(
-            "renater-signed-aggregate-validuntil-cacheduration.xml",
-            None,
-        );
+        let err = refuse("renater-signed-aggregate-validuntil-cacheduration.xml", None);
         assert_eq!(
             err.candidates().unwrap(),
             [
@@ -2307,10 +1949,7 @@ mod tests {
             Some("https://idpr4.imtbs-tsp.eu/idp/shibboleth"),
         );
         assert_eq!(idp.cache_duration, Some(Duration::from_secs(7200)));
-        assert_eq!(
-            idp.valid_until,
-            Some(Utc.with_ymd_and_hms(2022, 2, 4, 12, 30, 19).unwrap())
-        );
+        assert_eq!(idp.valid_until, Some(Utc.with_ymd_and_hms(2022, 2, 4, 12, 30, 19).unwrap()));
         // Another IdP of the same file has a SOAP SLO endpoint, kept separately.
         let mt3 = import(
             "renater-signed-aggregate-validuntil-cacheduration.xml",
@@ -2323,15 +1962,10 @@ mod tests {
                 location: "https://idpmt3.tem-tsp.eu/idp/profile/SAML2/Redirect/SLO".into()
             })
         );
-        assert_eq!(
-            mt3.slo_soap.as_deref(),
-            Some("https://idpmt3.tem-tsp.eu/idp/profile/SAML2/SOAP/SLO")
-        );
+        assert_eq!(mt3.slo_soap.as_deref(), Some("https://idpmt3.tem-tsp.eu/idp/profile/SAML2/SOAP/SLO"));
         // An SP of the aggregate is refused.
-        let err = refuse(
-            "renater-signed-aggregate-validuntil-cacheduration.xml",
-            Some("https://moodle.r2.enst.fr/moodle"),
-        );
+        let err =
+            refuse("renater-signed-aggregate-validuntil-cacheduration.xml", Some("https://moodle.r2.enst.fr/moodle"));
         assert_eq!(err.code(), "not_an_idp");
     }
 
@@ -2339,11 +1973,7 @@ mod tests {
     fn invalid_cache_duration_does_not_crash() {
         let idp = import("validuntil-cacheduration-expired.xml", None);
         assert_eq!(idp.cache_duration, None);
-        let w = idp
-            .warnings
-            .iter()
-            .find(|w| w.code == "invalid_cache_duration")
-            .unwrap();
+        let w = idp.warnings.iter().find(|w| w.code == "invalid_cache_duration").unwrap();
         assert!(w.message.contains("P2DT"), "{}", w.message);
     }
 
@@ -2352,10 +1982,7 @@ mod tests {
         let err = refuse("sp-only-no-idpssodescriptor.xml", None);
         assert_eq!(
             err,
-            MetadataError::NoIdpDescriptor {
-                entity_id: "https://sp.example.com/sp.xml".into(),
-                saml1_only: false
-            }
+            MetadataError::NoIdpDescriptor { entity_id: "https://sp.example.com/sp.xml".into(), saml1_only: false }
         );
         assert_eq!(err.field(), Some("metadata_xml"));
     }
@@ -2451,10 +2078,7 @@ mod tests {
             "<md:RoleDescriptor xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:fed=\"http://docs.oasis-open.org/wsfed/federation/200706\" xsi:type=\"fed:SecurityTokenServiceType\" protocolSupportEnumeration=\"http://docs.oasis-open.org/wsfed/federation/200706\">{}</md:RoleDescriptor>",
             key_descriptor("use=\"signing\"")
         );
-        let xml = synthetic(
-            &key_descriptor("use=\"encryption\""),
-            &format!("{signature}{role}{sp}{aa}"),
-        );
+        let xml = synthetic(&key_descriptor("use=\"encryption\""), &format!("{signature}{role}{sp}{aa}"));
         let err = parse_idp_metadata(&xml, None, now()).unwrap_err();
         assert_eq!(err.code(), "no_signing_certificate");
         assert!(err.to_string().contains("use=\"encryption\""), "{err}");
@@ -2462,7 +2086,8 @@ mod tests {
 
     #[test]
     fn signing_key_without_certificate_is_refused() {
-        let kd = "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:KeyName>k1</ds:KeyName></ds:KeyInfo></md:KeyDescriptor>";
+        let kd =
+            "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:KeyName>k1</ds:KeyName></ds:KeyInfo></md:KeyDescriptor>";
         let err = parse_idp_metadata(&synthetic(kd, ""), None, now()).unwrap_err();
         assert_eq!(
             err,
@@ -2476,12 +2101,8 @@ mod tests {
 
     #[test]
     fn duplicate_certificate_is_kept_once_and_unknown_use_ignored() {
-        let inner = format!(
-            "{}{}{}",
-            key_descriptor("use=\"signing\""),
-            key_descriptor(""),
-            key_descriptor("use=\"sign\"")
-        );
+        let inner =
+            format!("{}{}{}", key_descriptor("use=\"signing\""), key_descriptor(""), key_descriptor("use=\"sign\""));
         let idp = parse_idp_metadata(&synthetic(&inner, ""), None, now()).unwrap();
         assert_eq!(idp.certificates.len(), 1);
         assert!(idp.has_warning("unknown_key_use"));
@@ -2521,10 +2142,8 @@ mod tests {
             ("https://user@idp.example.org/sso", false),
             ("  https://idp.example.org/sso  ", true),
         ] {
-            let xml = synthetic(&key_descriptor(""), "").replace(
-                "Location=\"https://idp.example.org/sso\"",
-                &format!("Location=\"{loc}\""),
-            );
+            let xml = synthetic(&key_descriptor(""), "")
+                .replace("Location=\"https://idp.example.org/sso\"", &format!("Location=\"{loc}\""));
             let result = parse_idp_metadata(&xml, None, now());
             match (result, ok) {
                 (Ok(idp), true) => assert_eq!(idp.sso.location, "https://idp.example.org/sso"),
@@ -2542,13 +2161,7 @@ mod tests {
         );
         let err = parse_idp_metadata(&xml, None, now()).unwrap_err();
         assert_eq!(err.code(), "no_idp_descriptor");
-        assert!(matches!(
-            err,
-            MetadataError::NoIdpDescriptor {
-                saml1_only: true,
-                ..
-            }
-        ));
+        assert!(matches!(err, MetadataError::NoIdpDescriptor { saml1_only: true, .. }));
     }
 
     #[test]
@@ -2561,27 +2174,19 @@ mod tests {
                 candidates: vec!["http://www.okta.com/exk9u78i8aMSxvkV70h7".into()],
             }
         );
-        let ok = import(
-            "okta-idp-metadata.xml",
-            Some(" http://www.okta.com/exk9u78i8aMSxvkV70h7 "),
-        );
+        let ok = import("okta-idp-metadata.xml", Some(" http://www.okta.com/exk9u78i8aMSxvkV70h7 "));
         assert_eq!(ok.entity_id, "http://www.okta.com/exk9u78i8aMSxvkV70h7");
     }
 
     #[test]
     fn missing_entity_id_is_refused() {
-        let xml = fixture("okta-idp-metadata.xml")
-            .replace(" entityID=\"http://www.okta.com/exk9u78i8aMSxvkV70h7\"", "");
+        let xml =
+            fixture("okta-idp-metadata.xml").replace(" entityID=\"http://www.okta.com/exk9u78i8aMSxvkV70h7\"", "");
         let err = parse_idp_metadata(&xml, None, now()).unwrap_err();
         assert_eq!(err, MetadataError::MissingEntityId { position: 1 });
-        let xml = fixture("okta-idp-metadata.xml").replace(
-            "entityID=\"http://www.okta.com/exk9u78i8aMSxvkV70h7\"",
-            "entityID=\"  \"",
-        );
-        assert_eq!(
-            parse_idp_metadata(&xml, None, now()).unwrap_err().code(),
-            "missing_entity_id"
-        );
+        let xml = fixture("okta-idp-metadata.xml")
+            .replace("entityID=\"http://www.okta.com/exk9u78i8aMSxvkV70h7\"", "entityID=\"  \"");
+        assert_eq!(parse_idp_metadata(&xml, None, now()).unwrap_err().code(), "missing_entity_id");
     }
 
     #[test]
@@ -2595,10 +2200,7 @@ mod tests {
         );
         let idp = parse_idp_metadata(&xml, None, now()).unwrap();
         assert_eq!(idp.entity_id, "http://www.okta.com/exk9u78i8aMSxvkV70h7");
-        assert_eq!(
-            idp.valid_until,
-            Some(Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap())
-        );
+        assert_eq!(idp.valid_until, Some(Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap()));
         assert_eq!(idp.cache_duration, Some(Duration::from_secs(6 * 3600)));
         assert!(idp.warnings.is_empty(), "{:?}", idp.warnings);
     }
@@ -2606,8 +2208,7 @@ mod tests {
     #[test]
     fn nested_aggregates_beyond_the_limit_are_refused() {
         let depth = MAX_AGGREGATE_NESTING + 1;
-        let mut xml =
-            String::from("<EntitiesDescriptor xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\">");
+        let mut xml = String::from("<EntitiesDescriptor xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\">");
         xml.push_str(&"<EntitiesDescriptor>".repeat(depth - 1));
         xml.push_str(&"</EntitiesDescriptor>".repeat(depth));
         let err = parse_idp_metadata(&xml, None, now()).unwrap_err();
@@ -2628,39 +2229,15 @@ mod tests {
         for xml in &cases {
             assert!(xml.len() <= MAX_METADATA_BYTES);
             let err = parse_idp_metadata(xml, None, now()).unwrap_err();
-            assert_eq!(
-                err,
-                MetadataError::XmlTooDeep {
-                    limit: MAX_XML_DEPTH
-                }
-            );
+            assert_eq!(err, MetadataError::XmlTooDeep { limit: MAX_XML_DEPTH });
         }
         // Exactly at the limit parses (and is then refused for its content).
-        let at_limit = format!(
-            "{}{}",
-            "<a>".repeat(MAX_XML_DEPTH),
-            "</a>".repeat(MAX_XML_DEPTH)
-        );
-        assert_eq!(
-            parse_idp_metadata(&at_limit, None, now())
-                .unwrap_err()
-                .code(),
-            "unexpected_root_element"
-        );
-        let over = format!(
-            "{}{}",
-            "<a>".repeat(MAX_XML_DEPTH + 1),
-            "</a>".repeat(MAX_XML_DEPTH + 1)
-        );
-        assert_eq!(
-            parse_idp_metadata(&over, None, now()).unwrap_err().code(),
-            "xml_too_deep"
-        );
+        let at_limit = format!("{}{}", "<a>".repeat(MAX_XML_DEPTH), "</a>".repeat(MAX_XML_DEPTH));
+        assert_eq!(parse_idp_metadata(&at_limit, None, now()).unwrap_err().code(), "unexpected_root_element");
+        let over = format!("{}{}", "<a>".repeat(MAX_XML_DEPTH + 1), "</a>".repeat(MAX_XML_DEPTH + 1));
+        assert_eq!(parse_idp_metadata(&over, None, now()).unwrap_err().code(), "xml_too_deep");
         // Self-closing tags, comments, CDATA and quoted '>' do not add depth.
-        let flat = format!(
-            "<a>{}</a>",
-            "<b x='/>' y=\"<\"/><!-- <c> --><![CDATA[<d>]]>".repeat(1000)
-        );
+        let flat = format!("<a>{}</a>", "<b x='/>' y=\"<\"/><!-- <c> --><![CDATA[<d>]]>".repeat(1000));
         assert!(!xml_nesting_exceeds(&flat, 2));
     }
 
@@ -2711,14 +2288,9 @@ mod tests {
         let cases = [
             format!(
                 "<?xml version=\"1.0\"?>\n<!DOCTYPE md:EntityDescriptor [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n{}",
-                body.replace(
-                    "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
-                    "&xxe;"
-                )
+                body.replace("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified", "&xxe;")
             ),
-            format!(
-                "<!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;\">]>{body}"
-            ),
+            format!("<!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;\">]>{body}"),
             format!("<!DOCTYPE md:EntityDescriptor SYSTEM \"http://127.0.0.1:1/evil.dtd\">{body}"),
             format!("<!DOCTYPE md:EntityDescriptor>{body}"),
         ];
@@ -2736,37 +2308,19 @@ mod tests {
             ("   \n ", "metadata_empty"),
             ("hello world", "not_xml"),
             ("https://idp.example.org/metadata", "not_xml"),
-            (
-                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
-                "not_xml",
-            ),
+            ("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "not_xml"),
             ("{\"issuer\":\"x\"}", "not_xml"),
-            (
-                "<!DOCTYPE html><html><body>Sign in</body></html>",
-                "html_not_metadata",
-            ),
+            ("<!DOCTYPE html><html><body>Sign in</body></html>", "html_not_metadata"),
             (
                 "<?xml version=\"1.0\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"x\"><html/>",
                 "html_not_metadata",
             ),
-            (
-                "<?xml version=\"1.0\"?><html xmlns=\"http://www.w3.org/1999/xhtml\"/>",
-                "html_not_metadata",
-            ),
+            ("<?xml version=\"1.0\"?><html xmlns=\"http://www.w3.org/1999/xhtml\"/>", "html_not_metadata"),
             ("<html><body>login</body></html>", "html_not_metadata"),
-            (
-                "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\"",
-                "malformed_xml",
-            ),
+            ("<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\"", "malformed_xml"),
             ("<a><b></a>", "malformed_xml"),
-            (
-                "<EntityDescriptor entityID=\"x\"/>",
-                "unexpected_root_element",
-            ),
-            (
-                "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"/>",
-                "unexpected_root_element",
-            ),
+            ("<EntityDescriptor entityID=\"x\"/>", "unexpected_root_element"),
+            ("<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"/>", "unexpected_root_element"),
         ];
         for (input, code) in cases {
             let err = parse_idp_metadata(input, None, now()).unwrap_err();
@@ -2776,10 +2330,7 @@ mod tests {
         let err = parse_idp_metadata("https://idp.example.org/metadata", None, now()).unwrap_err();
         assert!(err.to_string().contains("looks like a URL"), "{err}");
         let err = parse_idp_metadata("<a><b></a>", None, now()).unwrap_err();
-        assert!(
-            matches!(err, MetadataError::MalformedXml { line: 1, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, MetadataError::MalformedXml { line: 1, .. }), "{err:?}");
     }
 
     #[test]
@@ -2803,25 +2354,13 @@ mod tests {
             ("P1D", 86_400.0),
             ("P1M", 30.0 * 86_400.0),
             ("PT1M", 60.0),
-            (
-                "P1Y2M3DT4H5M6.5S",
-                365.0 * 86_400.0
-                    + 60.0 * 86_400.0
-                    + 3.0 * 86_400.0
-                    + 4.0 * 3600.0
-                    + 5.0 * 60.0
-                    + 6.5,
-            ),
+            ("P1Y2M3DT4H5M6.5S", 365.0 * 86_400.0 + 60.0 * 86_400.0 + 3.0 * 86_400.0 + 4.0 * 3600.0 + 5.0 * 60.0 + 6.5),
             ("PT0S", 0.0),
             ("PT.5S", 0.5),
             (" P7D ", 7.0 * 86_400.0),
         ];
         for (s, secs) in ok {
-            assert_eq!(
-                parse_xs_duration(s).map(|d| d.as_secs_f64()),
-                Some(secs),
-                "{s}"
-            );
+            assert_eq!(parse_xs_duration(s).map(|d| d.as_secs_f64()), Some(secs), "{s}");
         }
         for bad in [
             "",
@@ -2870,11 +2409,7 @@ mod tests {
     // ---- pasted certificates
 
     fn wrap64(b64: &str) -> String {
-        b64.as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join("\n")
+        b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\n")
     }
 
     #[test]
@@ -2888,11 +2423,7 @@ mod tests {
         assert_eq!(from_pem.key_bits, 1024);
         let c: Vec<_> = warnings.iter().map(|w| w.code).collect();
         assert_eq!(c, ["certificate_expired", "weak_rsa_key"]);
-        assert!(
-            warnings[0].message.contains("2026-11-03"),
-            "{}",
-            warnings[0].message
-        );
+        assert!(warnings[0].message.contains("2026-11-03"), "{}", warnings[0].message);
 
         let (bare, _) = parse_certificate(CERT_B64, now()).unwrap();
         assert_eq!(bare, from_pem);
@@ -2912,18 +2443,10 @@ mod tests {
 
     #[test]
     fn parse_certificate_refusals() {
-        let pem = |label: &str, body: &str| {
-            format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
-        };
-        let two = format!(
-            "{}{}",
-            pem("CERTIFICATE", CERT_B64),
-            pem("CERTIFICATE", CERT_B64)
-        );
+        let pem = |label: &str, body: &str| format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n");
+        let two = format!("{}{}", pem("CERTIFICATE", CERT_B64), pem("CERTIFICATE", CERT_B64));
         let truncated = &CERT_B64[..CERT_B64.len() - 40];
-        let mut trailing = base64::engine::general_purpose::STANDARD
-            .decode(CERT_B64)
-            .unwrap();
+        let mut trailing = base64::engine::general_purpose::STANDARD.decode(CERT_B64).unwrap();
         trailing.extend_from_slice(b"\x00\x00");
         let trailing = base64::engine::general_purpose::STANDARD.encode(trailing);
         let cases: Vec<(String, &str)> = vec![
@@ -2933,37 +2456,15 @@ mod tests {
             ("SGVsbG8gd29ybGQ=".into(), "certificate_invalid"),
             (truncated.into(), "certificate_invalid"),
             (trailing, "certificate_invalid"),
-            (
-                "<ds:X509Certificate>MIIB</ds:X509Certificate>".into(),
-                "certificate_invalid",
-            ),
+            ("<ds:X509Certificate>MIIB</ds:X509Certificate>".into(), "certificate_invalid"),
             (pem("PRIVATE KEY", "MIIEvQIBADANBg"), "private_key_pasted"),
-            (
-                pem("RSA PRIVATE KEY", "MIIEpAIBAAKCAQEA"),
-                "private_key_pasted",
-            ),
-            (
-                format!(
-                    "{}{}",
-                    pem("CERTIFICATE", CERT_B64),
-                    pem("ENCRYPTED PRIVATE KEY", "MIIF")
-                ),
-                "private_key_pasted",
-            ),
+            (pem("RSA PRIVATE KEY", "MIIEpAIBAAKCAQEA"), "private_key_pasted"),
+            (format!("{}{}", pem("CERTIFICATE", CERT_B64), pem("ENCRYPTED PRIVATE KEY", "MIIF")), "private_key_pasted"),
             (pem("PUBLIC KEY", "MIIBIjANBgkq"), "unsupported_pem_block"),
             (two, "multiple_certificates"),
-            (
-                format!("-----BEGIN CERTIFICATE-----\n{CERT_B64}\n"),
-                "certificate_pem_malformed",
-            ),
-            (
-                pem("CERTIFICATE", "bm90IGEgY2VydA=="),
-                "certificate_invalid",
-            ),
-            (
-                "A".repeat(MAX_CERTIFICATE_INPUT_BYTES + 1),
-                "certificate_too_large",
-            ),
+            (format!("-----BEGIN CERTIFICATE-----\n{CERT_B64}\n"), "certificate_pem_malformed"),
+            (pem("CERTIFICATE", "bm90IGEgY2VydA=="), "certificate_invalid"),
+            ("A".repeat(MAX_CERTIFICATE_INPUT_BYTES + 1), "certificate_too_large"),
         ];
         for (input, code) in cases {
             let err = parse_certificate(&input, now()).unwrap_err();
@@ -2974,12 +2475,7 @@ mod tests {
 
     // ---- generated certificates
 
-    fn self_signed(
-        bits: u32,
-        not_before: DateTime<Utc>,
-        not_after: DateTime<Utc>,
-        cn: &str,
-    ) -> String {
+    fn self_signed(bits: u32, not_before: DateTime<Utc>, not_after: DateTime<Utc>, cn: &str) -> String {
         use openssl::asn1::Asn1Integer;
         use openssl::bn::BigNum;
         use openssl::hash::MessageDigest;
@@ -3000,10 +2496,8 @@ mod tests {
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::from_unix(not_before.timestamp()).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::from_unix(not_after.timestamp()).unwrap())
-            .unwrap();
+        b.set_not_before(&Asn1Time::from_unix(not_before.timestamp()).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::from_unix(not_after.timestamp()).unwrap()).unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         String::from_utf8(b.build().to_pem().unwrap()).unwrap()
     }
@@ -3026,11 +2520,7 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(cert.fingerprint_sha256, fingerprint_sha256(&cert.der));
         assert_eq!(cert.fingerprint_sha256.len(), 32 * 3 - 1);
-        assert!(
-            cert.fingerprint_sha256
-                .chars()
-                .all(|c| c == ':' || c.is_ascii_digit() || c.is_ascii_uppercase())
-        );
+        assert!(cert.fingerprint_sha256.chars().all(|c| c == ':' || c.is_ascii_digit() || c.is_ascii_uppercase()));
     }
 
     #[test]
@@ -3054,17 +2544,10 @@ mod tests {
         assert!(w[0].message.contains("2026-12-10"), "{}", w[0].message);
         // 31 days later it has expired.
         let later = now() + chrono::Duration::days(31);
-        assert_eq!(
-            certificate_warnings(&cert, later)[0].code,
-            "certificate_expired"
-        );
+        assert_eq!(certificate_warnings(&cert, later)[0].code, "certificate_expired");
         // Well before expiry: nothing about dates.
         let early = ymd(2026, 6, 1);
-        assert!(
-            certificate_warnings(&cert, early)
-                .iter()
-                .all(|w| w.code == "weak_rsa_key")
-        );
+        assert!(certificate_warnings(&cert, early).iter().all(|w| w.code == "weak_rsa_key"));
         let future = self_signed(1024, ymd(2027, 1, 1), ymd(2028, 1, 1), "future");
         let (cert, w) = parse_certificate(&future, now()).unwrap();
         assert!(w.iter().any(|w| w.code == "certificate_not_yet_valid"));
@@ -3079,13 +2562,7 @@ mod tests {
         use openssl::x509::{X509Builder, X509NameBuilder};
         let key = PKey::from_rsa(Rsa::generate(1024).unwrap()).unwrap();
         let mut name = X509NameBuilder::new().unwrap();
-        for (k, v) in [
-            ("C", "US"),
-            ("ST", "CA"),
-            ("L", "Mountain View"),
-            ("O", "WSO2"),
-            ("CN", "localhost"),
-        ] {
+        for (k, v) in [("C", "US"), ("ST", "CA"), ("L", "Mountain View"), ("O", "WSO2"), ("CN", "localhost")] {
             name.append_entry_by_text(k, v).unwrap();
         }
         let name = name.build();
@@ -3094,17 +2571,12 @@ mod tests {
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::from_unix(ymd(2026, 1, 1).timestamp()).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::from_unix(ymd(2030, 1, 1).timestamp()).unwrap())
-            .unwrap();
+        b.set_not_before(&Asn1Time::from_unix(ymd(2026, 1, 1).timestamp()).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::from_unix(ymd(2030, 1, 1).timestamp()).unwrap()).unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
         let (cert, w) = parse_certificate(&pem, now()).unwrap();
-        assert_eq!(
-            cert.subject,
-            "CN=localhost, O=WSO2, L=Mountain View, ST=CA, C=US"
-        );
+        assert_eq!(cert.subject, "CN=localhost, O=WSO2, L=Mountain View, ST=CA, C=US");
         let c: Vec<_> = w.iter().map(|w| w.code).collect();
         assert_eq!(c, ["wso2_default_certificate_suspected", "weak_rsa_key"]);
     }
@@ -3121,10 +2593,7 @@ mod tests {
 
     #[test]
     fn query_separator() {
-        let e = |l: &str| Endpoint {
-            binding: REDIRECT,
-            location: l.into(),
-        };
+        let e = |l: &str| Endpoint { binding: REDIRECT, location: l.into() };
         assert_eq!(e("https://a/sso").query_separator(), "?");
         assert_eq!(e("https://a/sso?x=1").query_separator(), "&");
         assert_eq!(e("https://a/sso?").query_separator(), "");

@@ -70,7 +70,9 @@ pub fn post_form(
     HttpResponse::Ok()
         .insert_header((
             CONTENT_SECURITY_POLICY,
-            format!("default-src 'self'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
+            format!(
+                "default-src 'self'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+            ),
         ))
         .content_type(ContentType::html())
         .body(body)

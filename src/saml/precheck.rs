@@ -151,10 +151,7 @@ pub enum PrecheckError {
     )]
     SignaturePlacement { path: String },
     #[error("the {element} has {found} ds:Signature children; at most one is accepted")]
-    MultipleSignatures {
-        element: SignedElement,
-        found: usize,
-    },
+    MultipleSignatures { element: SignedElement, found: usize },
     #[error("the ds:Signature on the {element} contains a ds:Object element, which is refused")]
     ObjectInSignature { element: SignedElement },
     #[error(
@@ -166,23 +163,11 @@ pub enum PrecheckError {
         "the ds:Signature on the {element} contains {node} with URI {uri:?}; only \
          same-document references (starting with '#') are accepted"
     )]
-    ExternalUri {
-        element: SignedElement,
-        node: String,
-        uri: String,
-    },
+    ExternalUri { element: SignedElement, node: String, uri: String },
     #[error("the ds:Signature on the {element} is malformed: {detail}")]
-    SignatureStructure {
-        element: SignedElement,
-        detail: String,
-    },
-    #[error(
-        "the ds:Signature on the {element} has {found} ds:Reference elements; expected exactly 1"
-    )]
-    ReferenceCount {
-        element: SignedElement,
-        found: usize,
-    },
+    SignatureStructure { element: SignedElement, detail: String },
+    #[error("the ds:Signature on the {element} has {found} ds:Reference elements; expected exactly 1")]
+    ReferenceCount { element: SignedElement, found: usize },
     #[error(
         "the ds:Signature on the {element} has Reference URI {found}; expected {expected:?} \
          (a reference to the signed element's own ID)"
@@ -197,53 +182,32 @@ pub enum PrecheckError {
         "the ds:Signature on the {element} uses CanonicalizationMethod {found:?}; only \
          exclusive c14n without comments ({ALG_EXC_C14N}) is accepted"
     )]
-    CanonicalizationNotAllowed {
-        element: SignedElement,
-        found: String,
-    },
+    CanonicalizationNotAllowed { element: SignedElement, found: String },
     #[error(
         "the ds:Signature on the {element} uses transform {algorithm:?}; only \
          enveloped-signature and exclusive c14n are accepted"
     )]
-    TransformNotAllowed {
-        element: SignedElement,
-        algorithm: String,
-    },
+    TransformNotAllowed { element: SignedElement, algorithm: String },
     #[error("the ds:Signature on the {element} has an unacceptable transform list: {detail}")]
-    TransformList {
-        element: SignedElement,
-        detail: String,
-    },
+    TransformList { element: SignedElement, detail: String },
     #[error(
         "the ds:Signature on the {element} uses {kind} {found:?}, which is not allowed; \
          accepted: {accepted}"
     )]
-    AlgorithmNotAllowed {
-        element: SignedElement,
-        kind: &'static str,
-        found: String,
-        accepted: String,
-    },
+    AlgorithmNotAllowed { element: SignedElement, kind: &'static str, found: String, accepted: String },
     #[error(
         "the ds:Signature on the {element} uses the HMAC algorithm {found:?}; HMAC \
          (shared-secret) signatures are never accepted, configure the IdP to sign with \
          RSA-SHA256"
     )]
-    HmacNotAllowed {
-        element: SignedElement,
-        found: String,
-    },
+    HmacNotAllowed { element: SignedElement, found: String },
     #[error(
         "the IdP signed the {element} with SHA-1 (SignatureMethod {signature_method:?}, \
          DigestMethod {digest_method:?}), which is refused for this IdP. Fix: set the IdP's \
          signing algorithm to RSA-SHA256 and digest algorithm to SHA-256, or, if the IdP \
          cannot be changed, enable \"Allow SHA-1\" for this IdP"
     )]
-    Sha1NotAllowed {
-        element: SignedElement,
-        signature_method: String,
-        digest_method: String,
-    },
+    Sha1NotAllowed { element: SignedElement, signature_method: String, digest_method: String },
 }
 
 impl PrecheckError {
@@ -284,10 +248,7 @@ impl PrecheckError {
 /// Decodes the `SAMLResponse` form value (HTTP-POST binding). ASCII whitespace,
 /// including the CR LF of line-wrapped base64, is removed first.
 pub fn decode_saml_response_base64(form_value: &str) -> Result<Vec<u8>, PrecheckError> {
-    let compact: Vec<u8> = form_value
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
+    let compact: Vec<u8> = form_value.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     if compact.is_empty() {
         return Err(PrecheckError::Empty);
     }
@@ -301,10 +262,7 @@ pub fn decode_saml_response_base64(form_value: &str) -> Result<Vec<u8>, Precheck
 }
 
 /// [`precheck_response`] on decoded bytes, refusing anything that is not UTF-8.
-pub fn precheck_response_bytes(
-    xml: &[u8],
-    policy: &PrecheckPolicy,
-) -> Result<Prechecked, PrecheckError> {
+pub fn precheck_response_bytes(xml: &[u8], policy: &PrecheckPolicy) -> Result<Prechecked, PrecheckError> {
     let text = std::str::from_utf8(xml).map_err(|_| PrecheckError::NotUtf8)?;
     precheck_response(text, policy)
 }
@@ -325,13 +283,9 @@ pub fn precheck_response(xml: &str, policy: &PrecheckPolicy) -> Result<Prechecke
 
     let root = doc.root_element();
     if !is_element(root, NS_SAMLP, "Response") {
-        return Err(PrecheckError::NotAResponse {
-            found: describe_element(root),
-        });
+        return Err(PrecheckError::NotAResponse { found: describe_element(root) });
     }
-    let response_id = non_empty_id(root).ok_or(PrecheckError::MissingId {
-        element: SignedElement::Response,
-    })?;
+    let response_id = non_empty_id(root).ok_or(PrecheckError::MissingId { element: SignedElement::Response })?;
 
     let mut assertions = Vec::new();
     let mut encrypted_assertion = false;
@@ -342,8 +296,7 @@ pub fn precheck_response(xml: &str, policy: &PrecheckPolicy) -> Result<Prechecke
         for attr in node.attributes() {
             // `ID` in any namespace (a superset of what samael registers as XML IDs)
             // and `xml:id` (an ID for libxml2 natively) share one ID space.
-            let is_id =
-                attr.name() == "ID" || (attr.name() == "id" && attr.namespace() == Some(NS_XML));
+            let is_id = attr.name() == "ID" || (attr.name() == "id" && attr.namespace() == Some(NS_XML));
             if is_id && !seen_ids.insert(attr.value()) && duplicate_id.is_none() {
                 duplicate_id = Some(attr.value());
             }
@@ -365,13 +318,9 @@ pub fn precheck_response(xml: &str, policy: &PrecheckPolicy) -> Result<Prechecke
         other => return Err(PrecheckError::AssertionCount { found: other.len() }),
     };
     if assertion.parent_element() != Some(root) {
-        return Err(PrecheckError::AssertionPlacement {
-            path: element_path(assertion),
-        });
+        return Err(PrecheckError::AssertionPlacement { path: element_path(assertion) });
     }
-    let assertion_id = non_empty_id(assertion).ok_or(PrecheckError::MissingId {
-        element: SignedElement::Assertion,
-    })?;
+    let assertion_id = non_empty_id(assertion).ok_or(PrecheckError::MissingId { element: SignedElement::Assertion })?;
     if let Some(id) = duplicate_id {
         return Err(PrecheckError::DuplicateId { id: clip(id) });
     }
@@ -387,9 +336,7 @@ pub fn precheck_response(xml: &str, policy: &PrecheckPolicy) -> Result<Prechecke
         } else if parent == Some(assertion) {
             SignedElement::Assertion
         } else {
-            return Err(PrecheckError::SignaturePlacement {
-                path: element_path(sig),
-            });
+            return Err(PrecheckError::SignaturePlacement { path: element_path(sig) });
         };
         placed.push((sig, element));
     }
@@ -409,10 +356,7 @@ pub fn precheck_response(xml: &str, policy: &PrecheckPolicy) -> Result<Prechecke
         signature_algorithms.push(check_signature(sig, element, parent_id, policy)?);
     }
 
-    let issuer = root
-        .children()
-        .find(|n| is_element(*n, NS_SAML, "Issuer"))
-        .map(|n| text_content(n).trim().to_owned());
+    let issuer = root.children().find(|n| is_element(*n, NS_SAML, "Issuer")).map(|n| text_content(n).trim().to_owned());
 
     Ok(Prechecked {
         response_id: response_id.to_owned(),
@@ -427,10 +371,7 @@ pub fn precheck_response(xml: &str, policy: &PrecheckPolicy) -> Result<Prechecke
 }
 
 fn parse(xml: &str) -> Result<roxmltree::Document<'_>, PrecheckError> {
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        ..roxmltree::ParsingOptions::default()
-    };
+    let options = roxmltree::ParsingOptions { allow_dtd: false, ..roxmltree::ParsingOptions::default() };
     roxmltree::Document::parse_with_options(xml, options).map_err(|e| match e {
         roxmltree::Error::DtdDetected => PrecheckError::Doctype,
         other => PrecheckError::MalformedXml(other.to_string()),
@@ -462,17 +403,13 @@ fn check_signature(
     let signed_info = match kids.as_slice() {
         [si, sv] | [si, sv, _] if is_ds(*si, "SignedInfo") && is_ds(*sv, "SignatureValue") => {
             if let Some(ki) = kids.get(2).filter(|k| !is_ds(**k, "KeyInfo")) {
-                return Err(structure(format!(
-                    "unexpected {} after SignatureValue",
-                    describe_element(*ki)
-                )));
+                return Err(structure(format!("unexpected {} after SignatureValue", describe_element(*ki))));
             }
             *si
         }
         _ => {
             return Err(structure(
-                "expected SignedInfo, SignatureValue and an optional KeyInfo, in that order"
-                    .to_owned(),
+                "expected SignedInfo, SignatureValue and an optional KeyInfo, in that order".to_owned(),
             ));
         }
     };
@@ -480,39 +417,24 @@ fn check_signature(
     // SignedInfo ::= CanonicalizationMethod SignatureMethod Reference+
     let si_kids = ds_children(signed_info, element)?;
     let (c14n, sig_method, references) = match si_kids.as_slice() {
-        [c, s, refs @ ..]
-            if is_ds(*c, "CanonicalizationMethod") && is_ds(*s, "SignatureMethod") =>
-        {
-            (*c, *s, refs)
-        }
+        [c, s, refs @ ..] if is_ds(*c, "CanonicalizationMethod") && is_ds(*s, "SignatureMethod") => (*c, *s, refs),
         _ => {
-            return Err(structure(
-                "SignedInfo must start with CanonicalizationMethod and SignatureMethod".to_owned(),
-            ));
+            return Err(structure("SignedInfo must start with CanonicalizationMethod and SignatureMethod".to_owned()));
         }
     };
     if let Some(other) = references.iter().find(|r| !is_ds(**r, "Reference")) {
-        return Err(structure(format!(
-            "unexpected {} in SignedInfo",
-            describe_element(*other)
-        )));
+        return Err(structure(format!("unexpected {} in SignedInfo", describe_element(*other))));
     }
     let reference = match references {
         [r] => *r,
         _ => {
-            return Err(PrecheckError::ReferenceCount {
-                element,
-                found: references.len(),
-            });
+            return Err(PrecheckError::ReferenceCount { element, found: references.len() });
         }
     };
 
     let c14n_alg = c14n.attribute("Algorithm").unwrap_or_default();
     if c14n_alg != ALG_EXC_C14N {
-        return Err(PrecheckError::CanonicalizationNotAllowed {
-            element,
-            found: clip(c14n_alg),
-        });
+        return Err(PrecheckError::CanonicalizationNotAllowed { element, found: clip(c14n_alg) });
     }
     only_inclusive_namespaces(c14n, element)?;
 
@@ -531,18 +453,13 @@ fn check_signature(
     // Reference ::= Transforms? DigestMethod DigestValue
     let ref_kids = ds_children(reference, element)?;
     let (transforms, digest_method) = match ref_kids.as_slice() {
-        [t, dm, dv]
-            if is_ds(*t, "Transforms")
-                && is_ds(*dm, "DigestMethod")
-                && is_ds(*dv, "DigestValue") =>
-        {
+        [t, dm, dv] if is_ds(*t, "Transforms") && is_ds(*dm, "DigestMethod") && is_ds(*dv, "DigestValue") => {
             (Some(*t), *dm)
         }
         [dm, dv] if is_ds(*dm, "DigestMethod") && is_ds(*dv, "DigestValue") => (None, *dm),
         _ => {
             return Err(structure(
-                "Reference must contain Transforms, DigestMethod and DigestValue, in that order"
-                    .to_owned(),
+                "Reference must contain Transforms, DigestMethod and DigestValue, in that order".to_owned(),
             ));
         }
     };
@@ -553,11 +470,7 @@ fn check_signature(
     check_algorithms(element, signature_method, digest, policy)?;
     for node in [sig_method, digest_method] {
         if let Some(child) = node.children().find(Node::is_element) {
-            return Err(structure(format!(
-                "unexpected {} inside {}",
-                describe_element(child),
-                node.tag_name().name()
-            )));
+            return Err(structure(format!("unexpected {} inside {}", describe_element(child), node.tag_name().name())));
         }
     }
 
@@ -575,11 +488,7 @@ fn check_signature(
         }
     }
 
-    Ok(SignatureInfo {
-        element,
-        signature_method: signature_method.to_owned(),
-        digest_method: digest.to_owned(),
-    })
+    Ok(SignatureInfo { element, signature_method: signature_method.to_owned(), digest_method: digest.to_owned() })
 }
 
 /// Transforms: enveloped-signature required, exclusive c14n optional, nothing else,
@@ -612,10 +521,7 @@ fn check_transforms(transforms: Option<Node>, element: SignedElement) -> Result<
             }
             ALG_EXC_C14N => only_inclusive_namespaces(*transform, element)?,
             other => {
-                return Err(PrecheckError::TransformNotAllowed {
-                    element,
-                    algorithm: clip(other),
-                });
+                return Err(PrecheckError::TransformNotAllowed { element, algorithm: clip(other) });
             }
         }
         if seen.contains(&algorithm) {
@@ -642,10 +548,7 @@ fn check_algorithms(
     policy: &PrecheckPolicy,
 ) -> Result<(), PrecheckError> {
     if signature_method.to_ascii_lowercase().contains("hmac") {
-        return Err(PrecheckError::HmacNotAllowed {
-            element,
-            found: clip(signature_method),
-        });
+        return Err(PrecheckError::HmacNotAllowed { element, found: clip(signature_method) });
     }
     let accepted = |strong: &[&str], sha1: &str| {
         let mut list = strong.join(", ");
@@ -690,10 +593,7 @@ fn only_inclusive_namespaces(node: Node, element: SignedElement) -> Result<(), P
         (Some(k), None) if is_element(k, NS_EXC_C14N, "InclusiveNamespaces") => Ok(()),
         _ => Err(PrecheckError::SignatureStructure {
             element,
-            detail: format!(
-                "{} may only contain one ec:InclusiveNamespaces element",
-                node.tag_name().name()
-            ),
+            detail: format!("{} may only contain one ec:InclusiveNamespaces element", node.tag_name().name()),
         }),
     }
 }
@@ -704,17 +604,10 @@ fn ds_children<'a, 'input>(
     element: SignedElement,
 ) -> Result<Vec<Node<'a, 'input>>, PrecheckError> {
     let kids: Vec<_> = node.children().filter(Node::is_element).collect();
-    if let Some(foreign) = kids
-        .iter()
-        .find(|k| k.tag_name().namespace() != Some(NS_DS))
-    {
+    if let Some(foreign) = kids.iter().find(|k| k.tag_name().namespace() != Some(NS_DS)) {
         return Err(PrecheckError::SignatureStructure {
             element,
-            detail: format!(
-                "unexpected {} inside {}",
-                describe_element(*foreign),
-                node.tag_name().name()
-            ),
+            detail: format!("unexpected {} inside {}", describe_element(*foreign), node.tag_name().name()),
         });
     }
     Ok(kids)
@@ -733,10 +626,7 @@ fn non_empty_id<'a>(node: Node<'a, '_>) -> Option<&'a str> {
 }
 
 fn text_content(node: Node) -> String {
-    node.descendants()
-        .filter(Node::is_text)
-        .filter_map(|n| n.text())
-        .collect()
+    node.descendants().filter(Node::is_text).filter_map(|n| n.text()).collect()
 }
 
 /// `Local` or `Local in namespace <uri>`, for messages.
@@ -750,11 +640,7 @@ fn describe_element(node: Node) -> String {
 
 /// `Response/Extensions/Assertion`-style location, local names only.
 fn element_path(node: Node) -> String {
-    let mut names: Vec<&str> = node
-        .ancestors()
-        .filter(Node::is_element)
-        .map(|n| n.tag_name().name())
-        .collect();
+    let mut names: Vec<&str> = node.ancestors().filter(Node::is_element).map(|n| n.tag_name().name()).collect();
     names.reverse();
     clip(&names.join("/"))
 }
@@ -772,10 +658,7 @@ fn quote_clip(s: &str) -> String {
 }
 
 fn contains_ascii_ci(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// libxml2 honours the encoding in the XML declaration while roxmltree reads UTF-8
@@ -792,19 +675,12 @@ fn check_declared_encoding(xml: &str) -> Result<(), PrecheckError> {
     let Some(pos) = decl.find("encoding") else {
         return Ok(());
     };
-    let value = decl[pos + "encoding".len()..]
-        .trim_start()
-        .trim_start_matches('=')
-        .trim_start();
+    let value = decl[pos + "encoding".len()..].trim_start().trim_start_matches('=').trim_start();
     let found = match value.chars().next() {
         Some(q @ ('"' | '\'')) => value[1..].split(q).next().unwrap_or_default(),
         _ => value,
     };
-    if found.eq_ignore_ascii_case("UTF-8") {
-        Ok(())
-    } else {
-        Err(PrecheckError::Encoding { found: clip(found) })
-    }
+    if found.eq_ignore_ascii_case("UTF-8") { Ok(()) } else { Err(PrecheckError::Encoding { found: clip(found) }) }
 }
 
 #[cfg(test)]
@@ -868,11 +744,7 @@ mod tests {
         }
 
         fn xml(&self) -> String {
-            let uri = self
-                .uri
-                .as_ref()
-                .map(|u| format!(r#" URI="{u}""#))
-                .unwrap_or_default();
+            let uri = self.uri.as_ref().map(|u| format!(r#" URI="{u}""#)).unwrap_or_default();
             let reference = format!(
                 "<ds:Reference{uri}>\n<ds:Transforms>{}</ds:Transforms>\n\
                  <ds:DigestMethod Algorithm=\"{}\"/>\n\
@@ -894,11 +766,7 @@ mod tests {
                 self.key_info_inner,
                 self.trailer,
             );
-            if self.default_ns {
-                xml.replace("ds:", "").replace("xmlns:ds=", "xmlns=")
-            } else {
-                xml
-            }
+            if self.default_ns { xml.replace("ds:", "").replace("xmlns:ds=", "xmlns=") } else { xml }
         }
     }
 
@@ -930,25 +798,15 @@ mod tests {
         }
 
         fn response_signed() -> Self {
-            Resp {
-                response_sig: Some(Sig::to(RESP_ID)),
-                ..Resp::new()
-            }
+            Resp { response_sig: Some(Sig::to(RESP_ID)), ..Resp::new() }
         }
 
         fn assertion_signed() -> Self {
-            Resp {
-                assertion_sig: Some(Sig::to(ASSERT_ID)),
-                ..Resp::new()
-            }
+            Resp { assertion_sig: Some(Sig::to(ASSERT_ID)), ..Resp::new() }
         }
 
         fn both_signed() -> Self {
-            Resp {
-                response_sig: Some(Sig::to(RESP_ID)),
-                assertion_sig: Some(Sig::to(ASSERT_ID)),
-                ..Resp::new()
-            }
+            Resp { response_sig: Some(Sig::to(RESP_ID)), assertion_sig: Some(Sig::to(ASSERT_ID)), ..Resp::new() }
         }
 
         fn xml(&self) -> String {
@@ -964,12 +822,7 @@ mod tests {
                 format!("<saml:Advice>{}</saml:Advice>\n", self.advice)
             };
             let assertion = if self.assertion {
-                assertion_xml(
-                    ASSERT_ID,
-                    &sig(&self.assertion_sig),
-                    &self.subject_extra,
-                    &advice,
-                )
+                assertion_xml(ASSERT_ID, &sig(&self.assertion_sig), &self.subject_extra, &advice)
             } else {
                 String::new()
             };
@@ -1094,10 +947,7 @@ mod tests {
         let p = ok(&Resp::both_signed().xml());
         assert!(p.response_signed && p.assertion_signed);
         let elements: Vec<_> = p.signature_algorithms.iter().map(|s| s.element).collect();
-        assert_eq!(
-            elements,
-            [SignedElement::Response, SignedElement::Assertion]
-        );
+        assert_eq!(elements, [SignedElement::Response, SignedElement::Assertion]);
         assert_eq!(p.issuer.as_deref(), Some(IDP));
         assert_eq!(p.in_response_to.as_deref(), Some(REQ_ID));
         assert_eq!(p.destination.as_deref(), Some(ACS));
@@ -1144,18 +994,14 @@ mod tests {
 
     #[test]
     fn accepts_inclusive_namespaces_prefix_list() {
-        let inclusive =
-            format!(r#"<ec:InclusiveNamespaces xmlns:ec="{NS_EXC_C14N}" PrefixList="xs xsi"/>"#);
+        let inclusive = format!(r#"<ec:InclusiveNamespaces xmlns:ec="{NS_EXC_C14N}" PrefixList="xs xsi"/>"#);
         let mut sig = Sig::to(ASSERT_ID);
         sig.transforms = vec![
             transform(ALG_ENVELOPED),
             format!(r#"<ds:Transform Algorithm="{ALG_EXC_C14N}">{inclusive}</ds:Transform>"#),
         ];
         sig.c14n_inner = inclusive;
-        let resp = Resp {
-            assertion_sig: Some(sig),
-            ..Resp::new()
-        };
+        let resp = Resp { assertion_sig: Some(sig), ..Resp::new() };
         ok(&resp.xml());
     }
 
@@ -1163,17 +1009,9 @@ mod tests {
     fn accepts_enveloped_only_and_reversed_transform_order() {
         let mut sig = Sig::to(RESP_ID);
         sig.transforms = vec![transform(ALG_ENVELOPED)];
-        ok(&Resp {
-            response_sig: Some(sig.clone()),
-            ..Resp::new()
-        }
-        .xml());
+        ok(&Resp { response_sig: Some(sig.clone()), ..Resp::new() }.xml());
         sig.transforms = vec![transform(ALG_EXC_C14N), transform(ALG_ENVELOPED)];
-        ok(&Resp {
-            response_sig: Some(sig),
-            ..Resp::new()
-        }
-        .xml());
+        ok(&Resp { response_sig: Some(sig), ..Resp::new() }.xml());
     }
 
     #[test]
@@ -1199,19 +1037,12 @@ mod tests {
         rsig.default_ns = true;
         let mut asig = Sig::to(ASSERT_ID);
         asig.default_ns = true;
-        let xml = Resp {
-            response_sig: Some(rsig),
-            assertion_sig: Some(asig),
-            ..Resp::new()
-        }
-        .xml()
-        .replace("samlp:", "")
-        .replace("xmlns:samlp=", "xmlns=")
-        .replace(
-            "<saml:Assertion ",
-            &format!(r#"<Assertion xmlns="{NS_SAML}" "#),
-        )
-        .replace("</saml:Assertion>", "</Assertion>");
+        let xml = Resp { response_sig: Some(rsig), assertion_sig: Some(asig), ..Resp::new() }
+            .xml()
+            .replace("samlp:", "")
+            .replace("xmlns:samlp=", "xmlns=")
+            .replace("<saml:Assertion ", &format!(r#"<Assertion xmlns="{NS_SAML}" "#))
+            .replace("</saml:Assertion>", "</Assertion>");
         assert!(xml.contains("<Response xmlns=") && xml.contains("<Signature xmlns="));
         assert!(xml.contains("<Assertion xmlns="));
         let p = ok(&xml);
@@ -1225,11 +1056,7 @@ mod tests {
                 let mut sig = Sig::to(ASSERT_ID);
                 sig.sig_alg = sig_alg.to_owned();
                 sig.digest_alg = digest_alg.to_owned();
-                let p = ok(&Resp {
-                    assertion_sig: Some(sig),
-                    ..Resp::new()
-                }
-                .xml());
+                let p = ok(&Resp { assertion_sig: Some(sig), ..Resp::new() }.xml());
                 assert_eq!(p.signature_algorithms[0].signature_method, sig_alg);
                 assert_eq!(p.signature_algorithms[0].digest_method, digest_alg);
             }
@@ -1250,11 +1077,7 @@ mod tests {
         let mut sig = Sig::to(RESP_ID);
         sig.sig_alg = ALG_RSA_SHA1.to_owned();
         sig.digest_alg = ALG_SHA1.to_owned();
-        let xml = Resp {
-            response_sig: Some(sig),
-            ..Resp::new()
-        }
-        .xml();
+        let xml = Resp { response_sig: Some(sig), ..Resp::new() }.xml();
         let p = precheck_response(&xml, &lenient()).expect("SHA-1 allowed by policy");
         assert_eq!(p.signature_algorithms[0].signature_method, ALG_RSA_SHA1);
         assert_eq!(p.signature_algorithms[0].digest_method, ALG_SHA1);
@@ -1294,15 +1117,8 @@ mod tests {
     fn refuses_billion_laughs() {
         let mut dtd = String::from("<!DOCTYPE lolz [<!ENTITY lol \"lol\">");
         for i in 1..=9 {
-            let prev = if i == 1 {
-                "lol".to_owned()
-            } else {
-                format!("lol{}", i - 1)
-            };
-            dtd.push_str(&format!(
-                "<!ENTITY lol{i} \"{}\">",
-                format!("&{prev};").repeat(10)
-            ));
+            let prev = if i == 1 { "lol".to_owned() } else { format!("lol{}", i - 1) };
+            dtd.push_str(&format!("<!ENTITY lol{i} \"{}\">", format!("&{prev};").repeat(10)));
         }
         dtd.push_str("]>\n");
         let xml = Resp::response_signed()
@@ -1315,32 +1131,21 @@ mod tests {
     #[test]
     fn refuses_doctype_text_outside_prolog() {
         // Not where roxmltree looks for a DTD; caught by the textual check.
-        let xml = Resp::response_signed().xml().replacen(
-            "<samlp:Status>",
-            "<!-- <!doctype x> --><samlp:Status>",
-            1,
-        );
+        let xml = Resp::response_signed().xml().replacen("<samlp:Status>", "<!-- <!doctype x> --><samlp:Status>", 1);
         assert_code(&xml, "doctype");
     }
 
     #[test]
     fn maps_parser_dtd_error_to_doctype() {
         // The textual pre-check normally fires first; this proves the parser mapping.
-        assert_eq!(
-            parse("<!DOCTYPE a><a/>").unwrap_err(),
-            PrecheckError::Doctype
-        );
+        assert_eq!(parse("<!DOCTYPE a><a/>").unwrap_err(), PrecheckError::Doctype);
         assert_eq!(parse("<a>").unwrap_err().code(), "malformed_xml");
     }
 
     #[test]
     fn refuses_non_utf8_declared_encoding() {
         for enc in ["ISO-8859-1", "UTF-16", "IBM037"] {
-            let xml = Resp::response_signed().xml().replacen(
-                r#"encoding="UTF-8""#,
-                &format!(r#"encoding="{enc}""#),
-                1,
-            );
+            let xml = Resp::response_signed().xml().replacen(r#"encoding="UTF-8""#, &format!(r#"encoding="{enc}""#), 1);
             match err(&xml) {
                 PrecheckError::Encoding { found } => assert_eq!(found, enc),
                 e => panic!("expected Encoding, got {e:?}"),
@@ -1352,10 +1157,7 @@ mod tests {
     fn refuses_non_utf8_bytes() {
         let mut bytes = Resp::response_signed().xml().into_bytes();
         bytes.extend_from_slice(&[0xff, 0xfe]);
-        assert_eq!(
-            precheck_response_bytes(&bytes, &strict()).unwrap_err(),
-            PrecheckError::NotUtf8
-        );
+        assert_eq!(precheck_response_bytes(&bytes, &strict()).unwrap_err(), PrecheckError::NotUtf8);
     }
 
     #[test]
@@ -1372,14 +1174,8 @@ mod tests {
 
     #[test]
     fn refuses_empty_input() {
-        assert_eq!(
-            precheck_response("", &strict()).unwrap_err(),
-            PrecheckError::Empty
-        );
-        assert_eq!(
-            precheck_response(" \r\n\t", &strict()).unwrap_err(),
-            PrecheckError::Empty
-        );
+        assert_eq!(precheck_response("", &strict()).unwrap_err(), PrecheckError::Empty);
+        assert_eq!(precheck_response(" \r\n\t", &strict()).unwrap_err(), PrecheckError::Empty);
     }
 
     // ---------- root / assertion refusals ----------
@@ -1410,44 +1206,21 @@ mod tests {
 
     #[test]
     fn refuses_response_in_wrong_namespace() {
-        let xml = Resp::response_signed().xml().replacen(
-            NS_SAMLP,
-            "urn:oasis:names:tc:SAML:1.0:protocol",
-            1,
-        );
+        let xml = Resp::response_signed().xml().replacen(NS_SAMLP, "urn:oasis:names:tc:SAML:1.0:protocol", 1);
         assert_code(&xml, "not_a_response");
     }
 
     #[test]
     fn refuses_missing_ids() {
-        let xml = Resp::assertion_signed()
-            .xml()
-            .replacen(&format!(r#" ID="{RESP_ID}""#), "", 1);
-        assert_eq!(
-            err(&xml),
-            PrecheckError::MissingId {
-                element: SignedElement::Response
-            }
-        );
-        let xml = Resp::response_signed().xml().replacen(
-            &format!(r#" ID="{ASSERT_ID}""#),
-            r#" ID="""#,
-            1,
-        );
-        assert_eq!(
-            err(&xml),
-            PrecheckError::MissingId {
-                element: SignedElement::Assertion
-            }
-        );
+        let xml = Resp::assertion_signed().xml().replacen(&format!(r#" ID="{RESP_ID}""#), "", 1);
+        assert_eq!(err(&xml), PrecheckError::MissingId { element: SignedElement::Response });
+        let xml = Resp::response_signed().xml().replacen(&format!(r#" ID="{ASSERT_ID}""#), r#" ID="""#, 1);
+        assert_eq!(err(&xml), PrecheckError::MissingId { element: SignedElement::Assertion });
     }
 
     #[test]
     fn refuses_zero_assertions() {
-        let resp = Resp {
-            assertion: false,
-            ..Resp::response_signed()
-        };
+        let resp = Resp { assertion: false, ..Resp::response_signed() };
         assert_eq!(err(&resp.xml()), PrecheckError::AssertionCount { found: 0 });
     }
 
@@ -1455,14 +1228,8 @@ mod tests {
     fn refuses_two_sibling_assertions() {
         let evil = assertion_xml("_evil", "", "", "").replace("alice@", "admin@");
         for resp in [
-            Resp {
-                before_assertion: evil.clone(),
-                ..Resp::assertion_signed()
-            },
-            Resp {
-                after_assertion: evil.clone(),
-                ..Resp::assertion_signed()
-            },
+            Resp { before_assertion: evil.clone(), ..Resp::assertion_signed() },
+            Resp { after_assertion: evil.clone(), ..Resp::assertion_signed() },
         ] {
             assert_eq!(err(&resp.xml()), PrecheckError::AssertionCount { found: 2 });
         }
@@ -1472,12 +1239,7 @@ mod tests {
     fn refuses_xsw_signed_assertion_moved_to_extensions() {
         let genuine = assertion_xml(ASSERT_ID, &Sig::to(ASSERT_ID).xml(), "", "");
         let evil = assertion_xml("_evil", "", "", "").replace("alice@", "admin@");
-        let resp = Resp {
-            extensions: genuine,
-            assertion: false,
-            after_assertion: evil,
-            ..Resp::new()
-        };
+        let resp = Resp { extensions: genuine, assertion: false, after_assertion: evil, ..Resp::new() };
         assert_eq!(err(&resp.xml()), PrecheckError::AssertionCount { found: 2 });
     }
 
@@ -1498,24 +1260,16 @@ mod tests {
 
     #[test]
     fn refuses_xsw_assertion_in_advice() {
-        let resp = Resp {
-            advice: assertion_xml("_wrapped", &Sig::to("_wrapped").xml(), "", ""),
-            ..Resp::assertion_signed()
-        };
+        let resp =
+            Resp { advice: assertion_xml("_wrapped", &Sig::to("_wrapped").xml(), "", ""), ..Resp::assertion_signed() };
         assert_eq!(err(&resp.xml()), PrecheckError::AssertionCount { found: 2 });
     }
 
     #[test]
     fn refuses_xsw_assertion_in_signature_object() {
         let mut sig = Sig::to(ASSERT_ID);
-        sig.trailer = format!(
-            "<ds:Object>{}</ds:Object>",
-            assertion_xml("_hidden", &Sig::to("_hidden").xml(), "", "")
-        );
-        let resp = Resp {
-            assertion_sig: Some(sig),
-            ..Resp::new()
-        };
+        sig.trailer = format!("<ds:Object>{}</ds:Object>", assertion_xml("_hidden", &Sig::to("_hidden").xml(), "", ""));
+        let resp = Resp { assertion_sig: Some(sig), ..Resp::new() };
         assert_eq!(err(&resp.xml()), PrecheckError::AssertionCount { found: 2 });
     }
 
@@ -1523,13 +1277,8 @@ mod tests {
     fn refuses_xsw_response_wrapping_response() {
         let inner = Resp::response_signed().xml();
         let inner = inner.split_once("?>\n").unwrap().1;
-        let resp = Resp {
-            extensions: inner.to_owned(),
-            ..Resp::new()
-        };
-        let xml = resp
-            .xml()
-            .replacen(&format!(r#"ID="{RESP_ID}""#), r#"ID="_outer""#, 1);
+        let resp = Resp { extensions: inner.to_owned(), ..Resp::new() };
+        let xml = resp.xml().replacen(&format!(r#"ID="{RESP_ID}""#), r#"ID="_outer""#, 1);
         assert_eq!(err(&xml), PrecheckError::AssertionCount { found: 2 });
     }
 
@@ -1550,25 +1299,16 @@ mod tests {
     fn refuses_duplicate_ids() {
         // Evil element reusing the signed assertion's ID.
         let resp = Resp {
-            extensions:
-                r#"<foo:Bar xmlns:foo="urn:x" ID="_d71a3a8e9fcc45c9e9d248ef7049393fc8f04e5f75"/>"#
-                    .to_owned(),
+            extensions: r#"<foo:Bar xmlns:foo="urn:x" ID="_d71a3a8e9fcc45c9e9d248ef7049393fc8f04e5f75"/>"#.to_owned(),
             ..Resp::assertion_signed()
         };
-        assert_eq!(
-            err(&resp.xml()),
-            PrecheckError::DuplicateId {
-                id: ASSERT_ID.to_owned()
-            }
-        );
+        assert_eq!(err(&resp.xml()), PrecheckError::DuplicateId { id: ASSERT_ID.to_owned() });
         // Response and Assertion sharing one ID.
         let xml = Resp::both_signed().xml().replace(ASSERT_ID, RESP_ID);
         assert_code(&xml, "duplicate_id");
         // xml:id is an ID for libxml2 as well.
         let resp = Resp {
-            subject_extra: format!(
-                r#"<saml:SubjectConfirmation xml:id="{RESP_ID}" Method="urn:x"/>"#
-            ),
+            subject_extra: format!(r#"<saml:SubjectConfirmation xml:id="{RESP_ID}" Method="urn:x"/>"#),
             ..Resp::response_signed()
         };
         assert_code(&resp.xml(), "duplicate_id");
@@ -1585,10 +1325,7 @@ mod tests {
     #[test]
     fn refuses_signature_in_extensions() {
         for base in [Resp::new(), Resp::assertion_signed()] {
-            let resp = Resp {
-                extensions: Sig::to(RESP_ID).xml(),
-                ..base
-            };
+            let resp = Resp { extensions: Sig::to(RESP_ID).xml(), ..base };
             match err(&resp.xml()) {
                 PrecheckError::SignaturePlacement { path } => {
                     assert_eq!(path, "Response/Extensions/Signature");
@@ -1600,10 +1337,7 @@ mod tests {
 
     #[test]
     fn refuses_signature_nested_deeper() {
-        let resp = Resp {
-            subject_extra: Sig::to(ASSERT_ID).xml(),
-            ..Resp::response_signed()
-        };
+        let resp = Resp { subject_extra: Sig::to(ASSERT_ID).xml(), ..Resp::response_signed() };
         match err(&resp.xml()) {
             PrecheckError::SignaturePlacement { path } => {
                 assert_eq!(path, "Response/Assertion/Subject/Signature");
@@ -1614,29 +1348,14 @@ mod tests {
 
     #[test]
     fn refuses_two_signatures_on_one_parent() {
-        let resp = Resp {
-            before_assertion: Sig::to(RESP_ID).xml(),
-            ..Resp::response_signed()
-        };
-        assert_eq!(
-            err(&resp.xml()),
-            PrecheckError::MultipleSignatures {
-                element: SignedElement::Response,
-                found: 2
-            }
-        );
+        let resp = Resp { before_assertion: Sig::to(RESP_ID).xml(), ..Resp::response_signed() };
+        assert_eq!(err(&resp.xml()), PrecheckError::MultipleSignatures { element: SignedElement::Response, found: 2 });
         let xml = Resp::assertion_signed().xml().replacen(
             "<saml:Subject>",
             &format!("{}<saml:Subject>", Sig::to(ASSERT_ID).xml()),
             1,
         );
-        assert_eq!(
-            err(&xml),
-            PrecheckError::MultipleSignatures {
-                element: SignedElement::Assertion,
-                found: 2
-            }
-        );
+        assert_eq!(err(&xml), PrecheckError::MultipleSignatures { element: SignedElement::Assertion, found: 2 });
     }
 
     // ---------- signature content ----------
@@ -1644,21 +1363,13 @@ mod tests {
     fn with_assertion_sig(edit: impl FnOnce(&mut Sig)) -> String {
         let mut sig = Sig::to(ASSERT_ID);
         edit(&mut sig);
-        Resp {
-            assertion_sig: Some(sig),
-            ..Resp::new()
-        }
-        .xml()
+        Resp { assertion_sig: Some(sig), ..Resp::new() }.xml()
     }
 
     fn with_response_sig(edit: impl FnOnce(&mut Sig)) -> String {
         let mut sig = Sig::to(RESP_ID);
         edit(&mut sig);
-        Resp {
-            response_sig: Some(sig),
-            ..Resp::new()
-        }
-        .xml()
+        Resp { response_sig: Some(sig), ..Resp::new() }.xml()
     }
 
     #[test]
@@ -1666,11 +1377,7 @@ mod tests {
         for uri in ["http://127.0.0.1:9/x", "file:///etc/hostname", "evil.xml"] {
             let xml = with_response_sig(|s| s.uri = Some(uri.to_owned()));
             match err(&xml) {
-                PrecheckError::ReferenceUri {
-                    element,
-                    expected,
-                    found,
-                } => {
+                PrecheckError::ReferenceUri { element, expected, found } => {
                     assert_eq!(element, SignedElement::Response);
                     assert_eq!(expected, format!("#{RESP_ID}"));
                     assert_eq!(found, format!("{uri:?}"));
@@ -1702,13 +1409,7 @@ mod tests {
     #[test]
     fn refuses_two_references() {
         let xml = with_response_sig(|s| s.extra_refs = 1);
-        assert_eq!(
-            err(&xml),
-            PrecheckError::ReferenceCount {
-                element: SignedElement::Response,
-                found: 2
-            }
-        );
+        assert_eq!(err(&xml), PrecheckError::ReferenceCount { element: SignedElement::Response, found: 2 });
     }
 
     #[test]
@@ -1752,11 +1453,7 @@ mod tests {
         assert_code(&xml, "transform_list");
         // No <Transforms> element at all.
         let xml = with_assertion_sig(|_| {}).replace(
-            &format!(
-                "<ds:Transforms>{}{}</ds:Transforms>\n",
-                transform(ALG_ENVELOPED),
-                transform(ALG_EXC_C14N)
-            ),
+            &format!("<ds:Transforms>{}{}</ds:Transforms>\n", transform(ALG_ENVELOPED), transform(ALG_EXC_C14N)),
             "",
         );
         assert!(!xml.contains("Transforms"));
@@ -1798,10 +1495,7 @@ mod tests {
         );
         let msg = e.to_string();
         assert!(msg.contains("signed the Response with SHA-1"), "{msg}");
-        assert!(
-            msg.contains("RSA-SHA256") && msg.contains("\"Allow SHA-1\""),
-            "{msg}"
-        );
+        assert!(msg.contains("RSA-SHA256") && msg.contains("\"Allow SHA-1\""), "{msg}");
     }
 
     #[test]
@@ -1816,10 +1510,8 @@ mod tests {
 
     #[test]
     fn refuses_hmac_even_when_sha1_allowed() {
-        for alg in [
-            "http://www.w3.org/2000/09/xmldsig#hmac-sha1",
-            "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256",
-        ] {
+        for alg in ["http://www.w3.org/2000/09/xmldsig#hmac-sha1", "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256"]
+        {
             let xml = with_response_sig(|s| s.sig_alg = alg.to_owned());
             for policy in [strict(), lenient()] {
                 match err_with(&xml, &policy) {
@@ -1832,26 +1524,13 @@ mod tests {
 
     #[test]
     fn refuses_other_algorithms() {
-        let xml = with_assertion_sig(|s| {
-            s.sig_alg = "http://www.w3.org/2001/04/xmldsig-more#rsa-md5".to_owned()
-        });
+        let xml = with_assertion_sig(|s| s.sig_alg = "http://www.w3.org/2001/04/xmldsig-more#rsa-md5".to_owned());
         assert!(matches!(
             err_with(&xml, &lenient()),
-            PrecheckError::AlgorithmNotAllowed {
-                kind: "SignatureMethod",
-                ..
-            }
+            PrecheckError::AlgorithmNotAllowed { kind: "SignatureMethod", .. }
         ));
-        let xml = with_assertion_sig(|s| {
-            s.digest_alg = "http://www.w3.org/2001/04/xmldsig-more#md5".to_owned()
-        });
-        assert!(matches!(
-            err(&xml),
-            PrecheckError::AlgorithmNotAllowed {
-                kind: "DigestMethod",
-                ..
-            }
-        ));
+        let xml = with_assertion_sig(|s| s.digest_alg = "http://www.w3.org/2001/04/xmldsig-more#md5".to_owned());
+        assert!(matches!(err(&xml), PrecheckError::AlgorithmNotAllowed { kind: "DigestMethod", .. }));
         // The Algorithm comparison is exact: no case folding, no trimming.
         let xml = with_assertion_sig(|s| s.sig_alg = format!(" {RSA_SHA256}"));
         assert_code(&xml, "algorithm_not_allowed");
@@ -1859,20 +1538,15 @@ mod tests {
 
     #[test]
     fn refuses_object_in_signature() {
-        let xml =
-            with_response_sig(|s| s.trailer = "<ds:Object Id=\"o\"><x/></ds:Object>".to_owned());
-        assert_eq!(
-            err(&xml),
-            PrecheckError::ObjectInSignature {
-                element: SignedElement::Response
-            }
-        );
+        let xml = with_response_sig(|s| s.trailer = "<ds:Object Id=\"o\"><x/></ds:Object>".to_owned());
+        assert_eq!(err(&xml), PrecheckError::ObjectInSignature { element: SignedElement::Response });
     }
 
     #[test]
     fn refuses_retrieval_method() {
         let xml = with_assertion_sig(|s| {
-            s.key_info_inner = r##"<ds:RetrievalMethod URI="#cert" Type="http://www.w3.org/2000/09/xmldsig#X509Data"/>"##.to_owned()
+            s.key_info_inner =
+                r##"<ds:RetrievalMethod URI="#cert" Type="http://www.w3.org/2000/09/xmldsig#X509Data"/>"##.to_owned()
         });
         assert_code(&xml, "retrieval_method");
     }
@@ -1893,14 +1567,11 @@ mod tests {
 
     #[test]
     fn refuses_malformed_signature_structure() {
-        let xml = with_response_sig(|_| {}).replace(
-            "<ds:SignatureValue>Zm9vYmFyZm9vYmFyZm9vYmFy\nZm9vYmFyZm9vYmFy</ds:SignatureValue>",
-            "",
-        );
+        let xml = with_response_sig(|_| {})
+            .replace("<ds:SignatureValue>Zm9vYmFyZm9vYmFyZm9vYmFy\nZm9vYmFyZm9vYmFy</ds:SignatureValue>", "");
         assert!(!xml.contains("SignatureValue"));
         assert_code(&xml, "signature_structure");
-        let xml =
-            with_response_sig(|s| s.trailer = "<evil:Thing xmlns:evil=\"urn:e\"/>".to_owned());
+        let xml = with_response_sig(|s| s.trailer = "<evil:Thing xmlns:evil=\"urn:e\"/>".to_owned());
         assert_code(&xml, "signature_structure");
         let xml = with_response_sig(|s| s.c14n_inner = "<ds:XPath>1</ds:XPath>".to_owned());
         assert_code(&xml, "signature_structure");
@@ -1918,11 +1589,8 @@ mod tests {
     fn decodes_line_wrapped_base64() {
         let xml = Resp::both_signed().xml();
         let encoded = STANDARD.encode(&xml);
-        let wrapped: String = encoded
-            .as_bytes()
-            .chunks(76)
-            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
-            .collect();
+        let wrapped: String =
+            encoded.as_bytes().chunks(76).map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap())).collect();
         let noisy = format!("  \t{}\n ", wrapped.replace("AAAA", "AA AA"));
         assert!(noisy.contains("\r\n"));
         let decoded = decode_saml_response_base64(&noisy).unwrap();
@@ -1932,27 +1600,15 @@ mod tests {
 
     #[test]
     fn refuses_bad_base64() {
-        for input in [
-            "not base64!",
-            "PHNhbWxwOlJlc3BvbnNlLz4",
-            "PD94bWw=x",
-            "%3Cxml%3E",
-        ] {
-            assert_eq!(
-                decode_saml_response_base64(input).unwrap_err().code(),
-                "bad_base64",
-                "{input}"
-            );
+        for input in ["not base64!", "PHNhbWxwOlJlc3BvbnNlLz4", "PD94bWw=x", "%3Cxml%3E"] {
+            assert_eq!(decode_saml_response_base64(input).unwrap_err().code(), "bad_base64", "{input}");
         }
     }
 
     #[test]
     fn refuses_empty_base64() {
         for input in ["", "   ", "\r\n\t"] {
-            assert_eq!(
-                decode_saml_response_base64(input).unwrap_err(),
-                PrecheckError::Empty
-            );
+            assert_eq!(decode_saml_response_base64(input).unwrap_err(), PrecheckError::Empty);
         }
     }
 
@@ -1966,93 +1622,46 @@ mod tests {
             PrecheckError::BadBase64(String::new()),
             PrecheckError::NotUtf8,
             PrecheckError::Doctype,
-            PrecheckError::Encoding {
-                found: String::new(),
-            },
+            PrecheckError::Encoding { found: String::new() },
             PrecheckError::MalformedXml(String::new()),
-            PrecheckError::NotAResponse {
-                found: String::new(),
-            },
+            PrecheckError::NotAResponse { found: String::new() },
             PrecheckError::MissingId { element: e },
             PrecheckError::EncryptedAssertion,
             PrecheckError::AssertionCount { found: 0 },
-            PrecheckError::AssertionPlacement {
-                path: String::new(),
-            },
+            PrecheckError::AssertionPlacement { path: String::new() },
             PrecheckError::DuplicateId { id: String::new() },
             PrecheckError::Unsigned,
-            PrecheckError::SignaturePlacement {
-                path: String::new(),
-            },
-            PrecheckError::MultipleSignatures {
-                element: e,
-                found: 2,
-            },
+            PrecheckError::SignaturePlacement { path: String::new() },
+            PrecheckError::MultipleSignatures { element: e, found: 2 },
             PrecheckError::ObjectInSignature { element: e },
             PrecheckError::RetrievalMethod { element: e },
-            PrecheckError::ExternalUri {
-                element: e,
-                node: String::new(),
-                uri: String::new(),
-            },
-            PrecheckError::SignatureStructure {
-                element: e,
-                detail: String::new(),
-            },
-            PrecheckError::ReferenceCount {
-                element: e,
-                found: 2,
-            },
-            PrecheckError::ReferenceUri {
-                element: e,
-                expected: String::new(),
-                found: String::new(),
-            },
-            PrecheckError::CanonicalizationNotAllowed {
-                element: e,
-                found: String::new(),
-            },
-            PrecheckError::TransformNotAllowed {
-                element: e,
-                algorithm: String::new(),
-            },
-            PrecheckError::TransformList {
-                element: e,
-                detail: String::new(),
-            },
+            PrecheckError::ExternalUri { element: e, node: String::new(), uri: String::new() },
+            PrecheckError::SignatureStructure { element: e, detail: String::new() },
+            PrecheckError::ReferenceCount { element: e, found: 2 },
+            PrecheckError::ReferenceUri { element: e, expected: String::new(), found: String::new() },
+            PrecheckError::CanonicalizationNotAllowed { element: e, found: String::new() },
+            PrecheckError::TransformNotAllowed { element: e, algorithm: String::new() },
+            PrecheckError::TransformList { element: e, detail: String::new() },
             PrecheckError::AlgorithmNotAllowed {
                 element: e,
                 kind: "DigestMethod",
                 found: String::new(),
                 accepted: String::new(),
             },
-            PrecheckError::HmacNotAllowed {
-                element: e,
-                found: String::new(),
-            },
-            PrecheckError::Sha1NotAllowed {
-                element: e,
-                signature_method: String::new(),
-                digest_method: String::new(),
-            },
+            PrecheckError::HmacNotAllowed { element: e, found: String::new() },
+            PrecheckError::Sha1NotAllowed { element: e, signature_method: String::new(), digest_method: String::new() },
         ];
         let mut codes = HashSet::new();
         for err in &all {
             let code = err.code();
-            assert!(
-                code.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-                "{code}"
-            );
+            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{code}");
             assert!(codes.insert(code), "duplicate code {code}");
             assert!(err.to_string().len() > 20, "{code}: message too thin");
         }
 
         // Attacker strings are escaped and truncated in messages.
         let long_uri = format!("http://x/\n{}", "a".repeat(500));
-        let e = err(&with_response_sig(|s| {
-            s.uri = Some(long_uri.replace('\n', "&#10;"))
-        }));
+        let e = err(&with_response_sig(|s| s.uri = Some(long_uri.replace('\n', "&#10;"))));
         let msg = e.to_string();
         assert!(!msg.contains('\n') && msg.contains("\\n"), "{msg}");
         assert!(msg.len() < 400, "{msg}");

@@ -52,13 +52,7 @@ const PARAM_RESPONSE: &str = "SAMLResponse";
 const PARAM_RELAY_STATE: &str = "RelayState";
 const PARAM_SIG_ALG: &str = "SigAlg";
 const PARAM_SIGNATURE: &str = "Signature";
-const SAML_PARAMS: [&str; 5] = [
-    PARAM_REQUEST,
-    PARAM_RESPONSE,
-    PARAM_RELAY_STATE,
-    PARAM_SIG_ALG,
-    PARAM_SIGNATURE,
-];
+const SAML_PARAMS: [&str; 5] = [PARAM_REQUEST, PARAM_RESPONSE, PARAM_RELAY_STATE, PARAM_SIG_ALG, PARAM_SIGNATURE];
 
 /// Which SAML message the query carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,14 +96,9 @@ impl RedirectSigAlg {
 
     /// Exact (case-sensitive) match of a decoded `SigAlg` value.
     pub fn from_uri(uri: &str) -> Option<Self> {
-        [
-            RedirectSigAlg::RsaSha1,
-            RedirectSigAlg::RsaSha256,
-            RedirectSigAlg::RsaSha384,
-            RedirectSigAlg::RsaSha512,
-        ]
-        .into_iter()
-        .find(|alg| alg.uri() == uri)
+        [RedirectSigAlg::RsaSha1, RedirectSigAlg::RsaSha256, RedirectSigAlg::RsaSha384, RedirectSigAlg::RsaSha512]
+            .into_iter()
+            .find(|alg| alg.uri() == uri)
     }
 
     fn digest(self) -> MessageDigest {
@@ -153,9 +142,7 @@ pub enum RedirectError {
         "RelayState is {len} bytes; the SAML redirect binding allows at most {MAX_RELAY_STATE_BYTES} (store the state server-side and send a short key)"
     )]
     RelayStateTooLong { len: usize },
-    #[error(
-        "signing key is not an RSA key; only RSA redirect signatures (rsa-sha256) are produced"
-    )]
+    #[error("signing key is not an RSA key; only RSA redirect signatures (rsa-sha256) are produced")]
     UnsupportedSigningKey,
     #[error("DEFLATE compression failed: {0}")]
     Deflate(#[source] std::io::Error),
@@ -183,9 +170,7 @@ pub enum RedirectError {
         "SigAlg {SIG_ALG_RSA_SHA1} (RSA-SHA1) is refused: SHA-1 signatures are disabled for this IdP. Configure the IdP to sign with RSA-SHA256, or, if it cannot be changed, enable \"allow SHA-1\" for this IdP (allow_sha1 = true)"
     )]
     Sha1Refused,
-    #[error(
-        "unsupported SigAlg {0:?}; supported: rsa-sha256, rsa-sha384, rsa-sha512 (and rsa-sha1 when allowed)"
-    )]
+    #[error("unsupported SigAlg {0:?}; supported: rsa-sha256, rsa-sha384, rsa-sha512 (and rsa-sha1 when allowed)")]
     UnsupportedSigAlg(String),
     #[error("message is signed but no IdP verification key is configured")]
     NoVerificationKeys,
@@ -203,9 +188,7 @@ pub enum RedirectError {
     Inflate(#[source] flate2::DecompressError),
     #[error("SAML message DEFLATE stream is truncated (no final block)")]
     InflateTruncated,
-    #[error(
-        "SAML message inflates to more than {MAX_INFLATED_BYTES} bytes; refusing (possible deflate bomb)"
-    )]
+    #[error("SAML message inflates to more than {MAX_INFLATED_BYTES} bytes; refusing (possible deflate bomb)")]
     InflatedTooLarge,
     #[error("inflated SAML message is not valid UTF-8")]
     NotUtf8,
@@ -281,9 +264,7 @@ pub fn encode_redirect_url_with_sig_alg(
     }
 
     let mut deflater = DeflateEncoder::new(Vec::new(), Compression::default());
-    deflater
-        .write_all(xml.as_bytes())
-        .map_err(RedirectError::Deflate)?;
+    deflater.write_all(xml.as_bytes()).map_err(RedirectError::Deflate)?;
     let deflated = deflater.finish().map_err(RedirectError::Deflate)?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(deflated);
 
@@ -300,14 +281,10 @@ pub fn encode_redirect_url_with_sig_alg(
         saml_query.push_str("&SigAlg=");
         saml_query.push_str(&form_encode(alg.uri()));
         let mut signer = Signer::new(alg.digest(), key).map_err(RedirectError::Signing)?;
-        signer
-            .update(saml_query.as_bytes())
-            .map_err(RedirectError::Signing)?;
+        signer.update(saml_query.as_bytes()).map_err(RedirectError::Signing)?;
         let sig = signer.sign_to_vec().map_err(RedirectError::Signing)?;
         saml_query.push_str("&Signature=");
-        saml_query.push_str(&form_encode(
-            &base64::engine::general_purpose::STANDARD.encode(sig),
-        ));
+        saml_query.push_str(&form_encode(&base64::engine::general_purpose::STANDARD.encode(sig)));
     }
 
     let separator = match destination.find('?') {
@@ -321,9 +298,7 @@ pub fn encode_redirect_url_with_sig_alg(
 fn check_destination(destination: &str) -> Result<(), RedirectError> {
     let bad = || RedirectError::InvalidDestination(truncate(destination, 200));
     if !destination.is_ascii()
-        || destination
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        || destination.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         || destination.contains('#')
     {
         return Err(bad());
@@ -362,9 +337,7 @@ pub fn decode_redirect_query(
     allow_sha1: bool,
 ) -> Result<RedirectMessage, RedirectError> {
     if raw_query.len() > MAX_RAW_QUERY_BYTES {
-        return Err(RedirectError::QueryTooLong {
-            len: raw_query.len(),
-        });
+        return Err(RedirectError::QueryTooLong { len: raw_query.len() });
     }
     let raw_query = raw_query.strip_prefix('?').unwrap_or(raw_query);
 
@@ -385,11 +358,7 @@ pub fn decode_redirect_query(
             _ => continue,
         };
         if slot.is_some() {
-            let static_name = SAML_PARAMS
-                .iter()
-                .find(|p| **p == name)
-                .copied()
-                .unwrap_or("?");
+            let static_name = SAML_PARAMS.iter().find(|p| **p == name).copied().unwrap_or("?");
             return Err(RedirectError::DuplicateParameter(static_name));
         }
         *slot = Some(segment);
@@ -432,10 +401,7 @@ pub fn decode_redirect_query(
             octets.push('&');
             octets.push_str(sig_alg_seg);
 
-            if !verify_with
-                .iter()
-                .any(|key| verify_one(key, alg, octets.as_bytes(), &sig))
-            {
+            if !verify_with.iter().any(|key| verify_one(key, alg, octets.as_bytes(), &sig)) {
                 return Err(RedirectError::InvalidSignature);
             }
             (true, Some(uri))
@@ -447,8 +413,8 @@ pub fn decode_redirect_query(
         None => None,
     };
 
-    let compressed = decode_base64(&decode_base64_param(value_of(message_segment)))
-        .map_err(RedirectError::BadMessageEncoding)?;
+    let compressed =
+        decode_base64(&decode_base64_param(value_of(message_segment))).map_err(RedirectError::BadMessageEncoding)?;
     if compressed.is_empty() {
         return Err(RedirectError::EmptyMessage);
     }
@@ -457,13 +423,7 @@ pub fn decode_redirect_query(
         return Err(RedirectError::EmptyMessage);
     }
 
-    Ok(RedirectMessage {
-        kind,
-        xml,
-        relay_state,
-        sig_alg: sig_alg_uri,
-        signed,
-    })
+    Ok(RedirectMessage { kind, xml, relay_state, sig_alg: sig_alg_uri, signed })
 }
 
 fn verify_one(key: &PKey<Public>, alg: RedirectSigAlg, data: &[u8], sig: &[u8]) -> bool {
@@ -484,10 +444,7 @@ fn value_of(segment: &str) -> &str {
 /// Form-decodes a text value (`+` is a space). `None` if not UTF-8.
 fn decode_text(raw: &str) -> Option<String> {
     let plus_as_space = raw.replace('+', " ");
-    percent_decode(plus_as_space.as_bytes())
-        .decode_utf8()
-        .ok()
-        .map(|cow| cow.into_owned())
+    percent_decode(plus_as_space.as_bytes()).decode_utf8().ok().map(|cow| cow.into_owned())
 }
 
 /// Percent-decodes a base64 value. A literal `+` is kept as `+`: base64 has no spaces, and
@@ -502,11 +459,7 @@ fn decode_base64(data: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
         &alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
     );
-    let stripped: Vec<u8> = data
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
+    let stripped: Vec<u8> = data.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
     ENGINE.decode(stripped)
 }
 
@@ -524,9 +477,7 @@ fn inflate_limited(compressed: &[u8], limit: usize) -> Result<String, RedirectEr
         let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
         let consumed = usize::try_from(in_before).unwrap_or(usize::MAX);
         let input = compressed.get(consumed..).unwrap_or_default();
-        let status = inflater
-            .decompress_vec(input, &mut out, FlushDecompress::None)
-            .map_err(RedirectError::Inflate)?;
+        let status = inflater.decompress_vec(input, &mut out, FlushDecompress::None).map_err(RedirectError::Inflate)?;
         match status {
             Status::StreamEnd => break,
             Status::Ok | Status::BufError => {
@@ -577,14 +528,8 @@ mod tests {
         url.split_once('?').unwrap().1
     }
     fn signed_url(relay: Option<&str>) -> String {
-        encode_redirect_url(
-            "https://idp.example.com/samlsso",
-            MessageKind::Request,
-            AUTHN,
-            relay,
-            Some(&keys().0),
-        )
-        .unwrap()
+        encode_redirect_url("https://idp.example.com/samlsso", MessageKind::Request, AUTHN, relay, Some(&keys().0))
+            .unwrap()
     }
     /// Replaces the value of one raw parameter, keeping everything else byte for byte.
     fn replace_param(query: &str, name: &str, new_value: &str) -> String {
@@ -601,17 +546,10 @@ mod tests {
             .join("&")
     }
     fn remove_param(query: &str, name: &str) -> String {
-        query
-            .split('&')
-            .filter(|seg| seg.split_once('=').map(|(n, _)| n) != Some(name))
-            .collect::<Vec<_>>()
-            .join("&")
+        query.split('&').filter(|seg| seg.split_once('=').map(|(n, _)| n) != Some(name)).collect::<Vec<_>>().join("&")
     }
     fn raw_param<'a>(query: &'a str, name: &str) -> &'a str {
-        query
-            .split('&')
-            .find_map(|seg| seg.strip_prefix(&format!("{name}=")))
-            .unwrap()
+        query.split('&').find_map(|seg| seg.strip_prefix(&format!("{name}="))).unwrap()
     }
     fn lower_hex(encoded: &str) -> String {
         let mut out = String::new();
@@ -633,14 +571,9 @@ mod tests {
 
     #[test]
     fn round_trip_unsigned() {
-        let url = encode_redirect_url(
-            "https://idp.example.com/samlsso",
-            MessageKind::Request,
-            AUTHN,
-            Some(RELAY),
-            None,
-        )
-        .unwrap();
+        let url =
+            encode_redirect_url("https://idp.example.com/samlsso", MessageKind::Request, AUTHN, Some(RELAY), None)
+                .unwrap();
         assert!(url.starts_with("https://idp.example.com/samlsso?SAMLRequest="));
         assert!(!url.contains("SigAlg") && !url.contains("Signature"));
         let msg = decode_redirect_query(query_of(&url), &[], false, false).unwrap();
@@ -650,8 +583,7 @@ mod tests {
         assert!(!msg.signed);
         assert_eq!(msg.sig_alg, None);
         // Unsigned but signature required.
-        let err =
-            decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap_err();
+        let err = decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_signature_required");
     }
 
@@ -667,10 +599,7 @@ mod tests {
                 vec!["SAMLRequest", "SigAlg", "Signature"]
             };
             assert_eq!(names, expected);
-            assert_eq!(
-                raw_param(q, "SigAlg"),
-                "http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256"
-            );
+            assert_eq!(raw_param(q, "SigAlg"), "http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256");
             let msg = decode_redirect_query(q, &[public(&keys().0)], true, false).unwrap();
             assert!(msg.signed);
             assert_eq!(msg.xml, AUTHN);
@@ -684,32 +613,17 @@ mod tests {
     #[test]
     fn response_kind_round_trip() {
         let xml = r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r1" Version="2.0" IssueInstant="2026-11-28T12:00:00Z"/>"#;
-        let url = encode_redirect_url(
-            "https://idp.example.com/slo",
-            MessageKind::Response,
-            xml,
-            None,
-            Some(&keys().0),
-        )
-        .unwrap();
+        let url = encode_redirect_url("https://idp.example.com/slo", MessageKind::Response, xml, None, Some(&keys().0))
+            .unwrap();
         assert!(query_of(&url).starts_with("SAMLResponse="));
         let msg = decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap();
-        assert_eq!(
-            (msg.kind, msg.xml.as_str(), msg.signed),
-            (MessageKind::Response, xml, true)
-        );
+        assert_eq!((msg.kind, msg.xml.as_str(), msg.signed), (MessageKind::Response, xml, true));
     }
 
     #[test]
     fn any_of_several_keys_verifies() {
         let url = signed_url(Some(RELAY));
-        let msg = decode_redirect_query(
-            query_of(&url),
-            &[public(&keys().1), public(&keys().0)],
-            true,
-            false,
-        )
-        .unwrap();
+        let msg = decode_redirect_query(query_of(&url), &[public(&keys().1), public(&keys().0)], true, false).unwrap();
         assert!(msg.signed);
     }
 
@@ -719,20 +633,12 @@ mod tests {
             "https://accounts.example.com/o/saml2/idp?idpid=C01abc",
             "https://is.example.com/samlsso?tenantDomain=x&spQualifier=a%2Fb",
         ] {
-            let url = encode_redirect_url(
-                dest,
-                MessageKind::Request,
-                AUTHN,
-                Some(RELAY),
-                Some(&keys().0),
-            )
-            .unwrap();
+            let url = encode_redirect_url(dest, MessageKind::Request, AUTHN, Some(RELAY), Some(&keys().0)).unwrap();
             let (existing, saml) = url.split_at(dest.len());
             assert_eq!(existing, dest, "existing query untouched");
             assert!(saml.starts_with("&SAMLRequest="));
             // Our decoder on the whole received query: unknown params ignored, sig verifies.
-            let msg =
-                decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap();
+            let msg = decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap();
             assert!(msg.signed);
             assert_eq!(msg.xml, AUTHN);
             // Independent check: the signature covers exactly SAMLRequest..SigAlg, without
@@ -745,23 +651,10 @@ mod tests {
             assert!(v.verify(&sig).unwrap());
         }
         // Trailing '?' and '&' need no extra separator.
-        let url = encode_redirect_url(
-            "https://idp.example.com/sso?",
-            MessageKind::Request,
-            AUTHN,
-            None,
-            None,
-        )
-        .unwrap();
+        let url = encode_redirect_url("https://idp.example.com/sso?", MessageKind::Request, AUTHN, None, None).unwrap();
         assert!(url.starts_with("https://idp.example.com/sso?SAMLRequest="));
-        let url = encode_redirect_url(
-            "https://idp.example.com/sso?a=1&",
-            MessageKind::Request,
-            AUTHN,
-            None,
-            None,
-        )
-        .unwrap();
+        let url =
+            encode_redirect_url("https://idp.example.com/sso?a=1&", MessageKind::Request, AUTHN, None, None).unwrap();
         assert!(url.starts_with("https://idp.example.com/sso?a=1&SAMLRequest="));
     }
 
@@ -775,55 +668,33 @@ mod tests {
             "https://idp.example.com/sso?RelayState=x",
             "https://idp.example.com/sso?a=1&SAMLRequest=x",
         ] {
-            let err =
-                encode_redirect_url(dest, MessageKind::Request, AUTHN, None, None).unwrap_err();
+            let err = encode_redirect_url(dest, MessageKind::Request, AUTHN, None, None).unwrap_err();
             assert!(
-                matches!(
-                    err.code(),
-                    "redirect_invalid_destination" | "redirect_destination_has_saml_param"
-                ),
+                matches!(err.code(), "redirect_invalid_destination" | "redirect_destination_has_saml_param"),
                 "{dest}: {err}"
             );
         }
         let long = "x".repeat(81);
-        let err = encode_redirect_url(
-            "https://idp.example.com/sso",
-            MessageKind::Request,
-            AUTHN,
-            Some(&long),
-            None,
-        )
-        .unwrap_err();
+        let err = encode_redirect_url("https://idp.example.com/sso", MessageKind::Request, AUTHN, Some(&long), None)
+            .unwrap_err();
         assert_eq!(err.code(), "redirect_relay_state_too_long");
     }
 
     #[test]
     fn non_rsa_signing_key_rejected() {
-        let group =
-            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
         let ec = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
-        let err = encode_redirect_url(
-            "https://idp.example.com/sso",
-            MessageKind::Request,
-            AUTHN,
-            None,
-            Some(&ec),
-        )
-        .unwrap_err();
+        let err = encode_redirect_url("https://idp.example.com/sso", MessageKind::Request, AUTHN, None, Some(&ec))
+            .unwrap_err();
         assert_eq!(err.code(), "redirect_unsupported_signing_key");
     }
 
     /// ADFS / .NET style: lowercase hex in the percent-encoding, signed over those octets.
     #[test]
     fn lowercase_percent_encoding_verifies_as_received() {
-        let url = encode_redirect_url(
-            "https://sp.example.com/saml/slo",
-            MessageKind::Request,
-            AUTHN,
-            Some(RELAY),
-            None,
-        )
-        .unwrap();
+        let url =
+            encode_redirect_url("https://sp.example.com/saml/slo", MessageKind::Request, AUTHN, Some(RELAY), None)
+                .unwrap();
         let q = lower_hex(query_of(&url));
         assert_ne!(q, query_of(&url), "test data must contain %XX escapes");
         let q = format!("{q}&SigAlg={}", lower_hex(&form_encode(SIG_ALG_RSA_SHA256)));
@@ -856,15 +727,13 @@ mod tests {
     #[test]
     fn wrong_key_rejected() {
         let url = signed_url(Some(RELAY));
-        let err =
-            decode_redirect_query(query_of(&url), &[public(&keys().1)], true, false).unwrap_err();
+        let err = decode_redirect_query(query_of(&url), &[public(&keys().1)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_invalid_signature");
         // No keys at all while the message is signed: configuration error, not acceptance.
         let err = decode_redirect_query(query_of(&url), &[], false, false).unwrap_err();
         assert_eq!(err.code(), "redirect_no_verification_keys");
         // An EC key is skipped, never used to check an RSA SigAlg.
-        let group =
-            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
         let ec = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
         let err = decode_redirect_query(query_of(&url), &[public(&ec)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_invalid_signature");
@@ -888,10 +757,7 @@ mod tests {
         // Same value, different but equivalent encoding of one char: still rejected.
         let v = raw_param(q, "SAMLRequest");
         assert!(v.contains("%2B") || v.contains("%2F") || v.contains("%3D"));
-        let alt = v
-            .replacen("%2B", "+", 1)
-            .replacen("%2F", "/", 1)
-            .replacen("%3D", "=", 1);
+        let alt = v.replacen("%2B", "+", 1).replacen("%2F", "/", 1).replacen("%3D", "=", 1);
         let tampered = replace_param(q, "SAMLRequest", &alt);
         let err = decode_redirect_query(&tampered, &[public(&keys().0)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_invalid_signature");
@@ -922,10 +788,7 @@ mod tests {
         let err = decode_redirect_query(&swapped, &[public(&keys().0)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_sha1_refused");
         let text = err.to_string();
-        assert!(
-            text.contains("SHA-1") && text.contains("allow_sha1"),
-            "{text}"
-        );
+        assert!(text.contains("SHA-1") && text.contains("allow_sha1"), "{text}");
         // Allowed, but the swapped SigAlg breaks the signature.
         let err = decode_redirect_query(&swapped, &[public(&keys().0)], true, true).unwrap_err();
         assert_eq!(err.code(), "redirect_invalid_signature");
@@ -939,8 +802,7 @@ mod tests {
             Some((&keys().0, RedirectSigAlg::RsaSha1)),
         )
         .unwrap();
-        let err =
-            decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap_err();
+        let err = decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_sha1_refused");
         let msg = decode_redirect_query(query_of(&url), &[public(&keys().0)], true, true).unwrap();
         assert_eq!(msg.sig_alg.as_deref(), Some(SIG_ALG_RSA_SHA1));
@@ -958,8 +820,7 @@ mod tests {
                 Some((&keys().0, alg)),
             )
             .unwrap();
-            let msg =
-                decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap();
+            let msg = decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap();
             assert_eq!(msg.sig_alg.as_deref(), Some(alg.uri()));
         }
         let url = signed_url(None);
@@ -980,21 +841,11 @@ mod tests {
         let url = signed_url(Some(RELAY));
         let q = query_of(&url);
         for require in [true, false] {
-            let err = decode_redirect_query(
-                &remove_param(q, "SigAlg"),
-                &[public(&keys().0)],
-                require,
-                false,
-            )
-            .unwrap_err();
+            let err =
+                decode_redirect_query(&remove_param(q, "SigAlg"), &[public(&keys().0)], require, false).unwrap_err();
             assert_eq!(err.code(), "redirect_missing_sigalg");
-            let err = decode_redirect_query(
-                &remove_param(q, "Signature"),
-                &[public(&keys().0)],
-                require,
-                false,
-            )
-            .unwrap_err();
+            let err =
+                decode_redirect_query(&remove_param(q, "Signature"), &[public(&keys().0)], require, false).unwrap_err();
             assert_eq!(err.code(), "redirect_missing_signature");
         }
         // Both removed: "unsigned", rejected when required, accepted as unsigned otherwise.
@@ -1004,13 +855,8 @@ mod tests {
         let msg = decode_redirect_query(&both, &[public(&keys().0)], false, false).unwrap();
         assert!(!msg.signed);
         // Empty Signature value.
-        let err = decode_redirect_query(
-            &replace_param(q, "Signature", ""),
-            &[public(&keys().0)],
-            true,
-            false,
-        )
-        .unwrap_err();
+        let err =
+            decode_redirect_query(&replace_param(q, "Signature", ""), &[public(&keys().0)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_invalid_signature");
     }
 
@@ -1024,10 +870,7 @@ mod tests {
         assert_eq!(err.code(), "redirect_duplicate_parameter");
         assert!(err.to_string().contains("Signature"));
         for name in ["SAMLRequest", "RelayState", "SigAlg"] {
-            let first = q
-                .split('&')
-                .find(|s| s.starts_with(&format!("{name}=")))
-                .unwrap();
+            let first = q.split('&').find(|s| s.starts_with(&format!("{name}="))).unwrap();
             let dup = format!("{first}&{q}");
             let err = decode_redirect_query(&dup, &[public(&keys().0)], true, false).unwrap_err();
             assert_eq!(err.code(), "redirect_duplicate_parameter", "{name}");
@@ -1047,30 +890,14 @@ mod tests {
         }
         let bomb = enc.finish().unwrap();
         assert!(bomb.len() < 100 * 1024);
-        let q = format!(
-            "SAMLRequest={}",
-            form_encode(&base64::engine::general_purpose::STANDARD.encode(&bomb))
-        );
+        let q = format!("SAMLRequest={}", form_encode(&base64::engine::general_purpose::STANDARD.encode(&bomb)));
         let err = decode_redirect_query(&q, &[], false, false).unwrap_err();
         assert_eq!(err.code(), "redirect_inflated_too_large");
 
         // Exactly at the limit is fine.
         let xml = "x".repeat(MAX_INFLATED_BYTES);
-        let url = encode_redirect_url(
-            "https://a.example/s",
-            MessageKind::Request,
-            &xml,
-            None,
-            None,
-        )
-        .unwrap();
-        assert_eq!(
-            decode_redirect_query(query_of(&url), &[], false, false)
-                .unwrap()
-                .xml
-                .len(),
-            MAX_INFLATED_BYTES
-        );
+        let url = encode_redirect_url("https://a.example/s", MessageKind::Request, &xml, None, None).unwrap();
+        assert_eq!(decode_redirect_query(query_of(&url), &[], false, false).unwrap().xml.len(), MAX_INFLATED_BYTES);
         // A huge raw query is refused before any work.
         let q = format!("SAMLRequest={}", "A".repeat(MAX_RAW_QUERY_BYTES + 1));
         let err = decode_redirect_query(&q, &[], false, false).unwrap_err();
@@ -1079,14 +906,7 @@ mod tests {
 
     #[test]
     fn base64_whitespace_tolerated_bad_base64_rejected() {
-        let url = encode_redirect_url(
-            "https://idp.example.com/sso",
-            MessageKind::Request,
-            AUTHN,
-            None,
-            None,
-        )
-        .unwrap();
+        let url = encode_redirect_url("https://idp.example.com/sso", MessageKind::Request, AUTHN, None, None).unwrap();
         let v = raw_param(query_of(&url), "SAMLRequest");
         // Line-wrapped (%0D%0A every 20 chars) and unpadded base64.
         let mut wrapped = String::new();
@@ -1096,21 +916,15 @@ mod tests {
             }
             wrapped.push(c);
         }
-        let msg =
-            decode_redirect_query(&format!("SAMLRequest={wrapped}"), &[], false, false).unwrap();
+        let msg = decode_redirect_query(&format!("SAMLRequest={wrapped}"), &[], false, false).unwrap();
         assert_eq!(msg.xml, AUTHN);
         // Unencoded '+' and '/' (sloppy sender) are kept as base64 characters.
-        let sloppy = v
-            .replace("%2B", "+")
-            .replace("%2F", "/")
-            .replace("%3D", "=");
-        let msg =
-            decode_redirect_query(&format!("SAMLRequest={sloppy}"), &[], false, false).unwrap();
+        let sloppy = v.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
+        let msg = decode_redirect_query(&format!("SAMLRequest={sloppy}"), &[], false, false).unwrap();
         assert_eq!(msg.xml, AUTHN);
 
         for bad in ["%21%21%21%21", "abc$", "A%00AA"] {
-            let err = decode_redirect_query(&format!("SAMLRequest={bad}"), &[], false, false)
-                .unwrap_err();
+            let err = decode_redirect_query(&format!("SAMLRequest={bad}"), &[], false, false).unwrap_err();
             assert_eq!(err.code(), "redirect_bad_base64", "{bad}");
         }
         let err = decode_redirect_query("SAMLRequest=", &[], false, false).unwrap_err();
@@ -1124,8 +938,7 @@ mod tests {
 
     #[test]
     fn garbage_rejected_without_panic() {
-        let b64 =
-            |bytes: &[u8]| form_encode(&base64::engine::general_purpose::STANDARD.encode(bytes));
+        let b64 = |bytes: &[u8]| form_encode(&base64::engine::general_purpose::STANDARD.encode(bytes));
         let cases: Vec<(String, &str)> = vec![
             (String::new(), "redirect_missing_message"),
             ("&&&".into(), "redirect_missing_message"),
@@ -1133,10 +946,7 @@ mod tests {
             ("samlrequest=abcd".into(), "redirect_missing_message"),
             ("SAMLRequest".into(), "redirect_empty_message"),
             // BFINAL=1, BTYPE=11 (reserved): invalid.
-            (
-                format!("SAMLRequest={}", b64(&[0xff; 16])),
-                "redirect_inflate_failed",
-            ),
+            (format!("SAMLRequest={}", b64(&[0xff; 16])), "redirect_inflate_failed"),
             (
                 format!(
                     "SAMLRequest={}",
@@ -1160,18 +970,9 @@ mod tests {
                 ),
                 "redirect_not_utf8",
             ),
-            (
-                "SAMLRequest=%ZZ%&RelayState=%".into(),
-                "redirect_bad_base64",
-            ),
-            (
-                "SAMLRequest=QUJD&RelayState=%FF%FE".into(),
-                "redirect_bad_relay_state",
-            ),
-            (
-                "SAMLRequest=QUJD&SigAlg=&Signature=".into(),
-                "redirect_unsupported_sigalg",
-            ),
+            ("SAMLRequest=%ZZ%&RelayState=%".into(), "redirect_bad_base64"),
+            ("SAMLRequest=QUJD&RelayState=%FF%FE".into(), "redirect_bad_relay_state"),
+            ("SAMLRequest=QUJD&SigAlg=&Signature=".into(), "redirect_unsupported_sigalg"),
         ];
         for (q, code) in cases {
             let err = decode_redirect_query(&q, &[public(&keys().0)], false, false).unwrap_err();
@@ -1204,10 +1005,8 @@ mod tests {
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(key).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
-            .unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap()).unwrap();
         b.sign(key, MessageDigest::sha256()).unwrap();
         String::from_utf8(b.build().to_pem().unwrap()).unwrap()
     }
@@ -1230,25 +1029,14 @@ mod tests {
             Some(&keys().0),
         )
         .unwrap();
-        assert!(
-            verifier
-                .verify_signed_response_url(&url::Url::parse(&url).unwrap())
-                .unwrap()
-        );
+        assert!(verifier.verify_signed_response_url(&url::Url::parse(&url).unwrap()).unwrap());
 
         // samael's sign_url on a query-less URL produces something we verify.
-        let unsigned = encode_redirect_url(
-            "https://sp.example.com/saml/slo",
-            MessageKind::Request,
-            AUTHN,
-            Some(RELAY),
-            None,
-        )
-        .unwrap();
-        let signed =
-            samael::crypto::sign_url(url::Url::parse(&unsigned).unwrap(), &keys().0).unwrap();
-        let msg = decode_redirect_query(signed.query().unwrap(), &[public(&keys().0)], true, false)
-            .unwrap();
+        let unsigned =
+            encode_redirect_url("https://sp.example.com/saml/slo", MessageKind::Request, AUTHN, Some(RELAY), None)
+                .unwrap();
+        let signed = samael::crypto::sign_url(url::Url::parse(&unsigned).unwrap(), &keys().0).unwrap();
+        let msg = decode_redirect_query(signed.query().unwrap(), &[public(&keys().0)], true, false).unwrap();
         assert!(msg.signed);
         assert_eq!(msg.relay_state.as_deref(), Some(RELAY));
 
@@ -1261,10 +1049,8 @@ mod tests {
             None,
         )
         .unwrap();
-        let signed =
-            samael::crypto::sign_url(url::Url::parse(&unsigned).unwrap(), &keys().0).unwrap();
-        let err = decode_redirect_query(signed.query().unwrap(), &[public(&keys().0)], true, false)
-            .unwrap_err();
+        let signed = samael::crypto::sign_url(url::Url::parse(&unsigned).unwrap(), &keys().0).unwrap();
+        let err = decode_redirect_query(signed.query().unwrap(), &[public(&keys().0)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_invalid_signature");
     }
 
@@ -1273,23 +1059,14 @@ mod tests {
     fn samael_url_verifier_panics_on_missing_sigalg_and_mgf1() {
         let cert = self_signed_cert(&keys().0);
         let verifier = samael::crypto::UrlVerifier::from_x509_cert_pem(&cert).unwrap();
-        let url = encode_redirect_url(
-            "https://sp.example.com/saml/slo",
-            MessageKind::Request,
-            AUTHN,
-            None,
-            None,
-        )
-        .unwrap();
+        let url =
+            encode_redirect_url("https://sp.example.com/saml/slo", MessageKind::Request, AUTHN, None, None).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
         let panicked = std::panic::catch_unwind(|| {
             let _ = verifier.verify_signed_request_url(&parsed);
         })
         .is_err();
-        assert!(
-            panicked,
-            "samael fixed the panic: update docs/saml-sp.md §2"
-        );
+        assert!(panicked, "samael fixed the panic: update docs/saml-sp.md §2");
 
         // A known-but-unimplemented SigAlg (sha256-rsa-MGF1) hits `panic!("sig_alg is bad!")`
         // (url_verification.rs L185); rsa-sha1 is merely "Unimplemented" (an Err).
@@ -1304,17 +1081,13 @@ mod tests {
             let _ = verifier.verify_signed_request_url(&parsed);
         })
         .is_err();
-        assert!(
-            panicked,
-            "samael no longer panics on MGF1: update the report"
-        );
+        assert!(panicked, "samael no longer panics on MGF1: update the report");
         let err = decode_redirect_query(&mgf1, &[public(&keys().0)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_unsupported_sigalg");
         let sha1 = replace_param(query_of(&signed), "SigAlg", &form_encode(SIG_ALG_RSA_SHA1));
         let parsed = url::Url::parse(&format!("https://idp.example.com/samlsso?{sha1}")).unwrap();
         assert!(verifier.verify_signed_request_url(&parsed).is_err());
-        let err =
-            decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap_err();
+        let err = decode_redirect_query(query_of(&url), &[public(&keys().0)], true, false).unwrap_err();
         assert_eq!(err.code(), "redirect_signature_required");
     }
 }

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-
 use super::session::customer_tenant;
 use super::sp::{SpEndpoints, keys, metadata_xml};
 use crate::startup::AppState;
@@ -20,14 +19,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /t/{tenant}/saml/metadata`: public, IdPs fetch it.
-async fn metadata(state: web::Data<AppState>, tenant: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+async fn metadata(
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
     let tenant = customer_tenant(&state, &tenant).await?;
     let keys = keys(&state, &tenant).await.map_err(|e| WebError::internal(&e.into(), ErrorFormat::Html))?;
     let xml = metadata_xml(&SpEndpoints::new(&state.settings.base_url, &tenant.public_id), &keys);
     let mut response = HttpResponse::Ok();
     response.content_type("application/samlmetadata+xml");
     if req.query_string().contains("download") {
-        response.insert_header(("Content-Disposition", format!("attachment; filename=\"jsm-sso-{}-metadata.xml\"", tenant.public_id)));
+        response.insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"jsm-sso-{}-metadata.xml\"", tenant.public_id),
+        ));
     }
     Ok(response.body(xml))
 }

@@ -66,7 +66,12 @@ pub fn removal_cookie(state: &AppState, tenant: &PublicTenantId, name: &'static 
 /// Looks up the tenant of a customer-facing URL; unknown or uninstalled tenants are a plain 404.
 pub async fn customer_tenant(state: &AppState, raw: &str) -> Result<Tenant, WebError> {
     let not_found = || {
-        WebError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "There is no helpdesk at this address.", ErrorFormat::Html)
+        WebError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "There is no helpdesk at this address.",
+            ErrorFormat::Html,
+        )
     };
     let id = PublicTenantId::parse(raw).ok_or_else(not_found)?;
     let tenant = state
@@ -116,7 +121,12 @@ impl FromRequest for Customer {
             let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
             let tenant = customer_tenant(&state, &tenant_segment(&req)).await?;
             Customer::find(&state, &req, tenant).await?.ok_or_else(|| {
-                WebError::new(actix_web::http::StatusCode::UNAUTHORIZED, "not_signed_in", "You are not signed in.", ErrorFormat::Json)
+                WebError::new(
+                    actix_web::http::StatusCode::UNAUTHORIZED,
+                    "not_signed_in",
+                    "You are not signed in.",
+                    ErrorFormat::Json,
+                )
             })
         })
     }

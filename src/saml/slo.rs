@@ -446,7 +446,12 @@ pub async fn slo_post(
 
 /// A form-posted logout message that arrived at the ACS: WSO2 sends back-channel LogoutRequests to the ACS
 /// URL when the admin left its SLO URL empty.
-pub async fn form_at_acs(state: &AppState, req: &HttpRequest, tenant: &Tenant, body: &[u8]) -> Result<HttpResponse, WebError> {
+pub async fn form_at_acs(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    body: &[u8],
+) -> Result<HttpResponse, WebError> {
     process(state, req, tenant, Channel::Post, receive_form(body)).await
 }
 
@@ -694,7 +699,14 @@ async fn answer(
         }
         (_, Some(endpoint)) => {
             let signed = sign_root(&xml, &id, &sp_keys.current).map_err(internal)?;
-            Ok(post_form(state, &endpoint.location, "SAMLResponse", &STANDARD.encode(signed.as_bytes()), relay_state, "Finishing sign-out…"))
+            Ok(post_form(
+                state,
+                &endpoint.location,
+                "SAMLResponse",
+                &STANDARD.encode(signed.as_bytes()),
+                relay_state,
+                "Finishing sign-out…",
+            ))
         }
         (_, None) => {
             Ok(page(state, tenant, StatusCode::OK, "You are signed out", "You are signed out of the helpdesk.", None))

@@ -72,11 +72,17 @@ async fn load(state: &AppState, tenant: &Tenant) -> Result<(Option<SpKey>, Optio
 }
 
 /// Generates and stores a key in `state` for the tenant; `false` when one already existed.
-async fn create(state: &AppState, tenant: &Tenant, key_state: KeyState, now: DateTime<Utc>) -> Result<bool, SpKeyError> {
+async fn create(
+    state: &AppState,
+    tenant: &Tenant,
+    key_state: KeyState,
+    now: DateTime<Utc>,
+) -> Result<bool, SpKeyError> {
     let cn = state.settings.base_url.as_str().trim_start_matches("https://").trim_start_matches("http://").to_string();
     let generated = tokio::task::spawn_blocking(move || sp_keys::generate(&cn, now)).await??;
     let id = uuid::Uuid::new_v4().to_string();
-    let sealed = state.keyring.seal(secrecy::ExposeSecret::expose_secret(&generated.private_key_pem), &sp_key_context(&id));
+    let sealed =
+        state.keyring.seal(secrecy::ExposeSecret::expose_secret(&generated.private_key_pem), &sp_key_context(&id));
     Ok(state
         .store
         .insert_sp_key(

@@ -71,9 +71,13 @@ impl ValidatedLogin {
 /// Step 1: base64, size of the tree, strict structural pre-check. Nothing here is trusted yet.
 pub fn decode(form_value: &str, allow_sha1: bool) -> Result<Decoded, LoginFailure> {
     let bytes = decode_saml_response_base64(form_value)?;
-    let xml = String::from_utf8(bytes).map_err(|_| LoginFailure::malformed("not_utf8", "the response is not UTF-8 text"))?;
+    let xml =
+        String::from_utf8(bytes).map_err(|_| LoginFailure::malformed("not_utf8", "the response is not UTF-8 text"))?;
     if xml_nesting_exceeds(&xml, MAX_DEPTH) {
-        return Err(LoginFailure::malformed("too_deep", format!("the response nests more than {MAX_DEPTH} elements deep")));
+        return Err(LoginFailure::malformed(
+            "too_deep",
+            format!("the response nests more than {MAX_DEPTH} elements deep"),
+        ));
     }
     let prechecked = precheck_response(&xml, &PrecheckPolicy { allow_sha1 })?;
     Ok(Decoded { xml, prechecked })
@@ -111,9 +115,9 @@ pub fn verifiers(sp: &SpEndpoints, idp: &Idp) -> Result<Verifiers, LoginFailure>
     });
     let mut out = Vec::new();
     for cert in &idp.certificates {
-        let metadata: EntityDescriptor = metadata_for(idp, cert)
-            .parse()
-            .map_err(|_| LoginFailure::refused("configuration", "the IdP's stored configuration could not be loaded"))?;
+        let metadata: EntityDescriptor = metadata_for(idp, cert).parse().map_err(|_| {
+            LoginFailure::refused("configuration", "the IdP's stored configuration could not be loaded")
+        })?;
         let provider = ServiceProviderBuilder::default()
             .entity_id(sp.entity_id.clone())
             .acs_url(sp.acs_url.clone())
@@ -124,7 +128,9 @@ pub fn verifiers(sp: &SpEndpoints, idp: &Idp) -> Result<Verifiers, LoginFailure>
             .max_issue_delay(Duration::seconds(90 + skew))
             .allowed_signature_algorithms(algorithms.clone())
             .build()
-            .map_err(|_| LoginFailure::refused("configuration", "the IdP's stored configuration could not be loaded"))?;
+            .map_err(|_| {
+                LoginFailure::refused("configuration", "the IdP's stored configuration could not be loaded")
+            })?;
         out.push((cert.fingerprint_sha256.clone(), provider));
     }
     if out.is_empty() {
@@ -199,15 +205,13 @@ pub fn verify(
     let email = find_email(idp, &attributes, &name_id, name_id_format.as_deref());
     let display_name = find_display_name(idp, &attributes);
     let authn = assertion.authn_statements.as_ref().and_then(|s| s.first());
-    let replay_window_end = [
-        assertion.conditions.as_ref().and_then(|c| c.not_on_or_after),
-        bearer_not_on_or_after(&assertion),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or(now + Duration::hours(1))
-        + Duration::seconds(i64::from(idp.settings.clock_skew_secs));
+    let replay_window_end =
+        [assertion.conditions.as_ref().and_then(|c| c.not_on_or_after), bearer_not_on_or_after(&assertion)]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now + Duration::hours(1))
+            + Duration::seconds(i64::from(idp.settings.clock_skew_secs));
 
     Ok(ValidatedLogin {
         assertion_id: assertion.id.clone(),
@@ -281,8 +285,11 @@ fn check_audience(a: &Assertion, sp: &SpEndpoints) -> Result<(), LoginFailure> {
     // Every AudienceRestriction must include us (SAML core §2.5.1.4).
     for r in restrictions {
         if !r.audience.iter().any(|aud| aud.trim() == sp.entity_id) {
-            return Err(LoginFailure::refused("audience_mismatch", "the assertion is meant for another service provider")
-                .expected(sp.entity_id.clone(), r.audience.clone()));
+            return Err(LoginFailure::refused(
+                "audience_mismatch",
+                "the assertion is meant for another service provider",
+            )
+            .expected(sp.entity_id.clone(), r.audience.clone()));
         }
     }
     Ok(())
@@ -301,8 +308,11 @@ fn check_bearer(a: &Assertion, sp: &SpEndpoints) -> Result<(), LoginFailure> {
     if recipients.iter().any(|r| r.as_deref() == Some(sp.acs_url.as_str())) {
         return Ok(());
     }
-    Err(LoginFailure::refused("recipient_mismatch", "no bearer SubjectConfirmation names this site's ACS URL as Recipient")
-        .expected(sp.acs_url.clone(), recipients))
+    Err(LoginFailure::refused(
+        "recipient_mismatch",
+        "no bearer SubjectConfirmation names this site's ACS URL as Recipient",
+    )
+    .expected(sp.acs_url.clone(), recipients))
 }
 
 fn bearer_not_on_or_after(a: &Assertion) -> Option<DateTime<Utc>> {
@@ -359,16 +369,31 @@ fn find_display_name(idp: &Idp, attributes: &[(String, Vec<String>)]) -> Option<
     if let Some(name) = s.display_name_attribute.as_deref().and_then(|n| first_value(attributes, n)) {
         return Some(name.to_string());
     }
-    let given = s
-        .given_name_attribute
-        .as_deref()
-        .and_then(|n| first_value(attributes, n))
-        .or_else(|| ["http://wso2.org/claims/givenname", "givenName", "given_name", "firstName", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname", "urn:oid:2.5.4.42"].iter().find_map(|n| first_value(attributes, n)));
-    let family = s
-        .family_name_attribute
-        .as_deref()
-        .and_then(|n| first_value(attributes, n))
-        .or_else(|| ["http://wso2.org/claims/lastname", "sn", "surname", "family_name", "lastName", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname", "urn:oid:2.5.4.4"].iter().find_map(|n| first_value(attributes, n)));
+    let given = s.given_name_attribute.as_deref().and_then(|n| first_value(attributes, n)).or_else(|| {
+        [
+            "http://wso2.org/claims/givenname",
+            "givenName",
+            "given_name",
+            "firstName",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+            "urn:oid:2.5.4.42",
+        ]
+        .iter()
+        .find_map(|n| first_value(attributes, n))
+    });
+    let family = s.family_name_attribute.as_deref().and_then(|n| first_value(attributes, n)).or_else(|| {
+        [
+            "http://wso2.org/claims/lastname",
+            "sn",
+            "surname",
+            "family_name",
+            "lastName",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+            "urn:oid:2.5.4.4",
+        ]
+        .iter()
+        .find_map(|n| first_value(attributes, n))
+    });
     match (given, family) {
         (Some(g), Some(f)) => Some(format!("{g} {f}")),
         (Some(g), None) => Some(g.to_string()),

@@ -45,7 +45,15 @@ mod tests {
     #[test]
     fn signed_authn_request_verifies_with_the_sp_certificate() {
         let g = generate("sp.example.com", Utc::now()).unwrap();
-        let key = SpKey::open("k".into(), KeyState::Current, &g.private_key_pem, g.certificate_pem.clone(), g.fingerprint_sha256, g.not_after).unwrap();
+        let key = SpKey::open(
+            "k".into(),
+            KeyState::Current,
+            &g.private_key_pem,
+            g.certificate_pem.clone(),
+            g.fingerprint_sha256,
+            g.not_after,
+        )
+        .unwrap();
         let xml = AuthnRequest {
             id: "_abc",
             issue_instant: Utc::now(),
@@ -60,7 +68,8 @@ mod tests {
         assert!(signed.contains("<ds:SignatureValue>") && !signed.contains("<ds:SignatureValue></ds:SignatureValue>"));
         // The Signature is the second child of the root, after Issuer.
         let doc = roxmltree::Document::parse(&signed).unwrap();
-        let children: Vec<_> = doc.root_element().children().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
+        let children: Vec<_> =
+            doc.root_element().children().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
         assert_eq!(&children[..2], &["Issuer", "Signature"]);
         // And it verifies (libxmlsec1) with the certificate, but not after tampering.
         let cert = openssl::x509::X509::from_pem(g.certificate_pem.as_bytes()).unwrap().to_der().unwrap();

@@ -25,7 +25,13 @@ pub struct LoginEvent {
 }
 
 impl LoginEvent {
-    pub fn new(tenant_id: TenantId, idp_id: Option<IdpId>, outcome: &str, message: impl Into<String>, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        tenant_id: TenantId,
+        idp_id: Option<IdpId>,
+        outcome: &str,
+        message: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
         LoginEvent {
             id: uuid::Uuid::new_v4().to_string(),
             // Microseconds times four plus a random tail: ordered by time, two events of the same
@@ -93,7 +99,11 @@ impl Store {
     }
 
     /// The tenant's events, newest first.
-    pub async fn list_login_events(&self, tenant: &TenantId, f: &LoginEventFilter) -> Result<Vec<LoginEvent>, StoreError> {
+    pub async fn list_login_events(
+        &self,
+        tenant: &TenantId,
+        f: &LoginEventFilter,
+    ) -> Result<Vec<LoginEvent>, StoreError> {
         let limit = i64::from(f.limit.clamp(1, 500));
         let rows: Vec<Row> = on_pool!(self, p => sqlx::query_as(
             "SELECT id, seq, tenant_id, idp_id, occurred_at, outcome, reason_code, message, details, name_id, email \

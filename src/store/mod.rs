@@ -23,8 +23,8 @@ pub use connect::{ConnectInstallation, NewConnectInstallation};
 pub use idps::SaveIdpError;
 pub use login_events::{LoginEvent, LoginEventFilter};
 pub use saml_flow::{CustomerSession, PendingRequest};
-pub use sp_keys::{NewSpKey, StoredSpKey};
 pub use secrets::{SecretRotationReport, sealing_context};
+pub use sp_keys::{NewSpKey, StoredSpKey};
 
 use crate::config::{DatabaseKind, DatabaseUrl};
 

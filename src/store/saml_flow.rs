@@ -126,7 +126,12 @@ impl Store {
     }
 
     /// Consumes a pending request: `true` for the one caller that deleted it.
-    pub async fn consume_authn_request(&self, id: &str, browser_handle: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn consume_authn_request(
+        &self,
+        id: &str,
+        browser_handle: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let n = on_pool!(self, p => sqlx::query(
             "DELETE FROM authn_requests WHERE id = $1 AND browser_handle = $2 AND expires_at > $3",
         )
@@ -141,7 +146,12 @@ impl Store {
 
     /// Records an assertion ID as used; `false` if it already was (a replay), across every instance
     /// sharing this database.
-    pub async fn mark_assertion_used(&self, idp: &IdpId, assertion_id: &str, keep_until: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn mark_assertion_used(
+        &self,
+        idp: &IdpId,
+        assertion_id: &str,
+        keep_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let result = on_pool!(self, p => sqlx::query(
             "INSERT INTO used_assertions (idp_id, assertion_id, expires_at) VALUES ($1, $2, $3)",
         )
@@ -184,7 +194,12 @@ impl Store {
     }
 
     /// A live session of this tenant.
-    pub async fn find_session(&self, tenant: &TenantId, token_hash: &str, now: DateTime<Utc>) -> Result<Option<CustomerSession>, StoreError> {
+    pub async fn find_session(
+        &self,
+        tenant: &TenantId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CustomerSession>, StoreError> {
         let row: Option<SessionRow> = on_pool!(self, p => sqlx::query_as(
             "SELECT tenant_id, idp_id, email, display_name, name_id, name_id_format, session_index, attributes, account_id, \
              csrf_token, created_at, expires_at FROM customer_sessions WHERE token_hash = $1 AND tenant_id = $2 AND expires_at > $3",

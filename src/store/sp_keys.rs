@@ -48,7 +48,8 @@ impl Store {
         rows.into_iter()
             .map(|r| {
                 Ok(StoredSpKey {
-                    state: KeyState::parse(&r.state).ok_or_else(|| StoreError::Corrupt(format!("SP key {}: bad state", r.id)))?,
+                    state: KeyState::parse(&r.state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("SP key {}: bad state", r.id)))?,
                     private_key: Sealed::from_stored(r.private_key),
                     id: r.id,
                     certificate_pem: r.certificate_pem,
@@ -61,7 +62,12 @@ impl Store {
 
     /// Adds a `current` or `next` key. Returns `false` (and stores nothing) when the tenant already has a
     /// key in that state: two requests racing to create one cannot both win.
-    pub async fn insert_sp_key(&self, tenant: &TenantId, key: NewSpKey<'_>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn insert_sp_key(
+        &self,
+        tenant: &TenantId,
+        key: NewSpKey<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let result = on_pool!(self, p => sqlx::query(
             "INSERT INTO sp_keys (id, tenant_id, state, private_key, certificate_pem, fingerprint_sha256, not_after, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

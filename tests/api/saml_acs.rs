@@ -13,7 +13,8 @@ use crate::helpers::*;
 
 async fn assert_refused(s: &SamlSetup, r: reqwest::Response, status: u16, code: &str) {
     let got = r.status().as_u16();
-    let has_cookie = r.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("jsm_sso_session="));
+    let has_cookie =
+        r.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("jsm_sso_session="));
     let body = r.text().await.unwrap();
     assert_eq!(got, status, "expected {status} for {code}: {body}");
     assert!(!has_cookie, "no session for a refused response ({code})");
@@ -59,7 +60,10 @@ db_test!(genuine_response_signs_the_customer_in, async |backend| {
     assert!(details.contains(&certificate_of(idp_key()).fingerprint_sha256), "{details}");
     // The session token is stored hashed.
     let token = cookie.split(';').next().unwrap().trim_start_matches("jsm_sso_session=").to_string();
-    assert_eq!(s.app.db.scalar(&format!("SELECT COUNT(*) FROM customer_sessions WHERE token_hash = '{token}'")).await, 0);
+    assert_eq!(
+        s.app.db.scalar(&format!("SELECT COUNT(*) FROM customer_sessions WHERE token_hash = '{token}'")).await,
+        0
+    );
     assert_eq!(s.app.db.scalar("SELECT COUNT(*) FROM customer_sessions").await, 1);
 });
 
@@ -84,7 +88,10 @@ db_test!(every_valid_signature_shape_is_accepted, async |backend| {
             sign_both(&xml, p, idp_key(), SigAlg::RsaSha256)
         }),
         ("pretty-printed", |_, p| {
-            let xml = build_response(p).replace("><saml2:", ">\n    <saml2:").replace("><saml2p:", ">\n  <saml2p:").replace("></saml2", ">\n</saml2");
+            let xml = build_response(p)
+                .replace("><saml2:", ">\n    <saml2:")
+                .replace("><saml2p:", ">\n  <saml2p:")
+                .replace("></saml2", ">\n</saml2");
             sign_both(&xml, p, idp_key(), SigAlg::RsaSha256)
         }),
     ];
@@ -101,7 +108,8 @@ db_test!(every_valid_signature_shape_is_accepted, async |backend| {
     let started = s.start(&b, "").await;
     let p = s.params(Some(&started.request_id), Utc::now());
     let encoded = STANDARD.encode(s.signed(&p));
-    let wrapped: String = encoded.as_bytes().chunks(76).map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap())).collect();
+    let wrapped: String =
+        encoded.as_bytes().chunks(76).map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap())).collect();
     assert_eq!(s.post_acs_raw(&b, &wrapped).await.status(), 303);
 });
 
@@ -226,7 +234,11 @@ db_test!(signature_wrapping_attacks_are_refused, async |backend| {
         let p = s.params(Some(&st.request_id), now);
         let signed = sign_element(&build_response(&p), &p.assertion_id, idp_key(), SigAlg::RsaSha256);
         let (a, z, genuine) = signed_assertion(&signed);
-        let both = if before { format!("{}{genuine}", evil_assertion(&p)) } else { format!("{genuine}{}", evil_assertion(&p)) };
+        let both = if before {
+            format!("{}{genuine}", evil_assertion(&p))
+        } else {
+            format!("{genuine}{}", evil_assertion(&p))
+        };
         let xml = format!("{}{both}{}", &signed[..a], &signed[z..]);
         assert_refused(&s, s.post_acs(&b, &xml).await, 403, "assertion_count").await;
     }
@@ -236,7 +248,8 @@ db_test!(signature_wrapping_attacks_are_refused, async |backend| {
     let p = s.params(Some(&st.request_id), now);
     let signed = sign_element(&build_response(&p), &p.assertion_id, idp_key(), SigAlg::RsaSha256);
     let (a, z, genuine) = signed_assertion(&signed);
-    let evil = evil_assertion(&p).replace("</saml2:Assertion>", &format!("<saml2:Advice>{genuine}</saml2:Advice></saml2:Assertion>"));
+    let evil = evil_assertion(&p)
+        .replace("</saml2:Assertion>", &format!("<saml2:Advice>{genuine}</saml2:Advice></saml2:Assertion>"));
     let xml = format!("{}{evil}{}", &signed[..a], &signed[z..]);
     let r = s.post_acs(&b, &xml).await;
     assert_eq!(r.status(), 403);
@@ -257,12 +270,18 @@ db_test!(signature_wrapping_attacks_are_refused, async |backend| {
     let st = s.start(&b, "").await;
     let p = s.params(Some(&st.request_id), now);
     let signed = s.signed(&p);
-    let inner = signed.trim_start_matches(|c| c != '<').split_once("?>").map(|(_, r)| r.trim()).unwrap_or(&signed).to_string();
+    let inner =
+        signed.trim_start_matches(|c| c != '<').split_once("?>").map(|(_, r)| r.trim()).unwrap_or(&signed).to_string();
     let mut evil = p.clone();
     evil.response_id = "_evil_response".into();
     let outer = build_response(&evil);
     let r_end = outer.find("<saml2:Issuer").unwrap();
-    let wrapped = format!("{}<saml2p:Extensions>{inner}</saml2p:Extensions>{}{}", &outer[..r_end], evil_assertion(&p), &outer[r_end..].split_once("<saml2:Assertion").map(|(h, _)| h).unwrap());
+    let wrapped = format!(
+        "{}<saml2p:Extensions>{inner}</saml2p:Extensions>{}{}",
+        &outer[..r_end],
+        evil_assertion(&p),
+        &outer[r_end..].split_once("<saml2:Assertion").map(|(h, _)| h).unwrap()
+    );
     let r = s.post_acs(&b, &format!("{wrapped}</saml2p:Response>")).await;
     assert!(r.status() == 403 || r.status() == 400, "{}", r.status());
     assert_eq!(session_email(&s, &b).await, None);
@@ -278,17 +297,26 @@ db_test!(conditions_are_enforced, async |backend| {
         (|p, _| p.recipient = "https://evil.example.com/acs".into(), "recipient_mismatch"),
         (|p, _| p.destination = "https://evil.example.com/acs".into(), "destination_mismatch"),
         (|p, _| p.issuer = "https://other-idp.example.com".into(), "issuer_mismatch"),
-        (|p, _| {
-            p.not_on_or_after = Utc::now() - Duration::minutes(10);
-        }, "expired"),
-        (|p, _| {
-            p.issue_instant = Utc::now() + Duration::minutes(30);
-            p.not_before = Utc::now() + Duration::minutes(30);
-            p.not_on_or_after = Utc::now() + Duration::minutes(40);
-        }, "not_yet_valid"),
+        (
+            |p, _| {
+                p.not_on_or_after = Utc::now() - Duration::minutes(10);
+            },
+            "expired",
+        ),
+        (
+            |p, _| {
+                p.issue_instant = Utc::now() + Duration::minutes(30);
+                p.not_before = Utc::now() + Duration::minutes(30);
+                p.not_on_or_after = Utc::now() + Duration::minutes(40);
+            },
+            "not_yet_valid",
+        ),
         (|p, _| p.issue_instant = Utc::now() - Duration::minutes(20), "expired"),
         (|p, _| p.status_code = "urn:oasis:names:tc:SAML:2.0:status:Responder".into(), "status_not_success"),
-        (|p, _| p.attributes = vec![("http://wso2.org/claims/givenname".into(), vec!["Alice".into()])], "email_missing"),
+        (
+            |p, _| p.attributes = vec![("http://wso2.org/claims/givenname".into(), vec!["Alice".into()])],
+            "email_missing",
+        ),
     ];
     for (edit, code) in cases {
         let st = s.start(&b, "").await;
@@ -304,7 +332,13 @@ db_test!(conditions_are_enforced, async |backend| {
     let a = xml.find("<saml2:AudienceRestriction>").unwrap();
     let z = xml.find("</saml2:AudienceRestriction>").unwrap() + "</saml2:AudienceRestriction>".len();
     let no_audience = format!("{}{}", &xml[..a], &xml[z..]);
-    assert_refused(&s, s.post_acs(&b, &sign_both(&no_audience, &p, idp_key(), SigAlg::RsaSha256)).await, 403, "audience_missing").await;
+    assert_refused(
+        &s,
+        s.post_acs(&b, &sign_both(&no_audience, &p, idp_key(), SigAlg::RsaSha256)).await,
+        403,
+        "audience_missing",
+    )
+    .await;
 
     // The email-missing event names the attribute it expected.
     let (_, _, _) = s.last_event().await;
@@ -375,7 +409,11 @@ db_test!(hostile_xml_is_refused_before_libxmlsec1, async |backend| {
     // DOCTYPE with an external entity, and billion laughs.
     let st = s.start(&b, "").await;
     let p = s.params(Some(&st.request_id), now);
-    let xxe = s.signed(&p).replacen("<saml2p:Response", "<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><saml2p:Response", 1);
+    let xxe = s.signed(&p).replacen(
+        "<saml2p:Response",
+        "<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><saml2p:Response",
+        1,
+    );
     assert_refused(&s, s.post_acs(&b, &xxe).await, 403, "doctype").await;
     let laughs = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]><samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\">&lol2;</samlp:Response>";
     assert_refused(&s, s.post_acs(&b, laughs).await, 403, "doctype").await;
@@ -413,7 +451,11 @@ db_test!(hostile_xml_is_refused_before_libxmlsec1, async |backend| {
     let xml = build_response(&p);
     let a = xml.find("<saml2:Assertion").unwrap();
     let z = xml.find("</saml2:Assertion>").unwrap() + "</saml2:Assertion>".len();
-    let encrypted = format!("{}<saml2:EncryptedAssertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\"><xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\"/></saml2:EncryptedAssertion>{}", &xml[..a], &xml[z..]);
+    let encrypted = format!(
+        "{}<saml2:EncryptedAssertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\"><xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\"/></saml2:EncryptedAssertion>{}",
+        &xml[..a],
+        &xml[z..]
+    );
     let r = s.post_acs(&b, &encrypted).await;
     assert_eq!(r.status(), 403);
     let (_, reason, _) = s.last_event().await;
@@ -428,7 +470,13 @@ db_test!(malformed_posts_get_a_clear_400, async |backend| {
     assert_refused(&s, s.post_acs_raw(&b, "").await, 400, "empty").await;
     assert_refused(&s, s.post_acs_raw(&b, "%%%not base64%%%").await, 400, "bad_base64").await;
     assert_refused(&s, s.post_acs_raw(&b, &STANDARD.encode("<not xml")).await, 400, "malformed_xml").await;
-    let r = b.post(s.t("/saml/acs")).body("RelayState=x").header("Content-Type", "application/x-www-form-urlencoded").send().await.unwrap();
+    let r = b
+        .post(s.t("/saml/acs"))
+        .body("RelayState=x")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // Oversize.
     let big = "A".repeat(600 * 1024);
@@ -462,7 +510,13 @@ db_test!(sha1_follows_the_idp_setting, async |backend: Backend| {
 db_test!(return_targets_must_stay_on_the_tenant, async |backend| {
     let s = SamlSetup::new(backend).await;
     let b = browser();
-    for bad in ["https://evil.example.com/", "//evil.example.com/", "/t/other-tenant-id00/", "/\\evil.example.com", "/admin/get-started"] {
+    for bad in [
+        "https://evil.example.com/",
+        "//evil.example.com/",
+        "/t/other-tenant-id00/",
+        "/\\evil.example.com",
+        "/admin/get-started",
+    ] {
         let q: String = url::form_urlencoded::byte_serialize(bad.as_bytes()).collect();
         let r = b.get(s.t(&format!("/login?idp={}&return_to={q}", s.idp.id))).send().await.unwrap();
         assert_eq!(r.status(), 400, "{bad}");
@@ -486,7 +540,14 @@ db_test!(test_mode_reports_without_creating_a_session, async |backend| {
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("set-cookie").is_none());
     let body = r.text().await.unwrap();
-    for expected in ["it works", "alice", "http://wso2.org/claims/givenname", "Liddell", "rsa-sha256", &certificate_of(idp_key()).fingerprint_sha256] {
+    for expected in [
+        "it works",
+        "alice",
+        "http://wso2.org/claims/givenname",
+        "Liddell",
+        "rsa-sha256",
+        &certificate_of(idp_key()).fingerprint_sha256,
+    ] {
         assert!(body.contains(expected), "{expected} in {body}");
     }
     assert_eq!(s.last_event().await.0, "test_success");
@@ -516,12 +577,22 @@ db_test!(sessions_and_responses_stay_within_their_tenant, async |backend| {
     assert_eq!(token.len(), 1);
     let cookie_value = b.get(s.t("/session")).send().await.unwrap().status();
     assert_eq!(cookie_value, 200);
-    let r = reqwest::Client::new().get(s.app.url(&format!("/t/{other}/session"))).header("Cookie", "jsm_sso_session=anything").send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(s.app.url(&format!("/t/{other}/session")))
+        .header("Cookie", "jsm_sso_session=anything")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // A response for tenant A posted to tenant B's ACS is refused (B has no such IdP or request).
     let st = s.start(&b, "").await;
     let p = s.params(Some(&st.request_id), Utc::now());
-    let r = b.post(s.app.url(&format!("/t/{other}/saml/acs"))).form(&[("SAMLResponse", STANDARD.encode(s.signed(&p)))]).send().await.unwrap();
+    let r = b
+        .post(s.app.url(&format!("/t/{other}/saml/acs")))
+        .form(&[("SAMLResponse", STANDARD.encode(s.signed(&p)))])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     // Unknown tenants are a plain 404.
     assert_eq!(b.get(s.app.url("/t/AAAAAAAAAAAAAAAA/login")).send().await.unwrap().status(), 404);
@@ -545,7 +616,11 @@ db_test!(sp_metadata_is_published, async |backend| {
     assert!(acs.attribute("Binding").unwrap().ends_with("HTTP-POST"));
     assert_eq!(sp.children().filter(|n| n.has_tag_name("KeyDescriptor")).count(), 1);
     assert!(sp.children().any(|n| n.has_tag_name("NameIDFormat")));
-    let slo: Vec<_> = sp.children().filter(|n| n.has_tag_name("SingleLogoutService")).filter_map(|n| n.attribute("Binding")).collect();
+    let slo: Vec<_> = sp
+        .children()
+        .filter(|n| n.has_tag_name("SingleLogoutService"))
+        .filter_map(|n| n.attribute("Binding"))
+        .collect();
     assert!(slo.iter().any(|b| b.ends_with("HTTP-Redirect")) && slo.iter().any(|b| b.ends_with("HTTP-POST")));
     // The same key is served every time (created once).
     let again = s.app.http.get(s.t("/saml/metadata")).send().await.unwrap().text().await.unwrap();

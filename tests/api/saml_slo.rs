@@ -692,7 +692,14 @@ db_test!(a_logout_request_posted_to_the_acs_is_handled_as_single_logout, async |
     // An unsigned one is refused there too.
     let carol = session(&s, "carol", None).await;
     let unsigned = Req::new(&s, "carol", None);
-    let r = s.app.http.post(s.t("/saml/acs")).form(&[("SAMLRequest", STANDARD.encode(unsigned.xml().as_bytes()))]).send().await.unwrap();
+    let r = s
+        .app
+        .http
+        .post(s.t("/saml/acs"))
+        .form(&[("SAMLRequest", STANDARD.encode(unsigned.xml().as_bytes()))])
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
     assert!(alive(&s.app, &s.public_id, &carol).await);
 });

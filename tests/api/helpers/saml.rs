@@ -112,9 +112,14 @@ impl SamlSetup {
         let location = r.headers()["location"].to_str().unwrap().to_string();
         let raw_query = location.split_once('?').unwrap().1;
         let sp_key = self.sp_public_key().await;
-        let message = decode_redirect_query(raw_query, &[sp_key], true, false).expect("AuthnRequest is signed by the SP");
+        let message =
+            decode_redirect_query(raw_query, &[sp_key], true, false).expect("AuthnRequest is signed by the SP");
         let doc = roxmltree::Document::parse(&message.xml).unwrap();
-        Started { request_id: doc.root_element().attribute("ID").unwrap().to_string(), request_xml: message.xml.clone(), location }
+        Started {
+            request_id: doc.root_element().attribute("ID").unwrap().to_string(),
+            request_xml: message.xml.clone(),
+            location,
+        }
     }
 
     pub async fn sp_public_key(&self) -> openssl::pkey::PKey<openssl::pkey::Public> {
@@ -153,12 +158,21 @@ impl SamlSetup {
     }
 
     pub async fn post_acs_raw(&self, browser: &reqwest::Client, saml_response: &str) -> reqwest::Response {
-        browser.post(self.t("/saml/acs")).form(&[("SAMLResponse", saml_response), ("RelayState", "opaque")]).send().await.unwrap()
+        browser
+            .post(self.t("/saml/acs"))
+            .form(&[("SAMLResponse", saml_response), ("RelayState", "opaque")])
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The reason code of the newest login event.
     pub async fn last_event(&self) -> (String, String, String) {
-        let rows = self.app.db.rows("SELECT outcome, COALESCE(reason_code, ''), details FROM login_events ORDER BY seq DESC LIMIT 1").await;
+        let rows = self
+            .app
+            .db
+            .rows("SELECT outcome, COALESCE(reason_code, ''), details FROM login_events ORDER BY seq DESC LIMIT 1")
+            .await;
         let r = rows.first().expect("a login event was recorded");
         (r[0].clone(), r[1].clone(), r[2].clone())
     }
