@@ -201,8 +201,8 @@ pub fn merge_settings(base: &IdpSettings, given: Option<&serde_json::Value>) -> 
     Ok(settings)
 }
 
-/// Like metadata.rs's location check: an absolute http(s) URL with a host, no credentials, no
-/// fragment. `Ok(true)` for https.
+/// The same location rules as imported metadata (absolute http(s), a host, no credentials, no
+/// fragment), plus a length limit and a full URL parse. `Ok(true)` for https.
 fn http_url(raw: &str, field: &str, what: &str) -> Result<(String, bool), ImportError> {
     let s = raw.trim();
     let bad = |why: &str| ImportError::new("invalid_url", field, format!("The {what} {s:?} cannot be used: {why}."));
@@ -212,23 +212,10 @@ fn http_url(raw: &str, field: &str, what: &str) -> Result<(String, bool), Import
     if s.chars().count() > MAX_URL_CHARS {
         return Err(bad(&format!("it is longer than {MAX_URL_CHARS} characters")));
     }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("it contains spaces or control characters"));
-    }
+    let https = super::metadata::check_http_url(s).map_err(bad)?;
     let url = Url::parse(s).map_err(|e| bad(&format!("it is not an absolute URL ({e})")))?;
-    let https = match url.scheme() {
-        "https" => true,
-        "http" => false,
-        _ => return Err(bad("only http:// and https:// URLs can be used")),
-    };
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("it has no host name"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("it contains user credentials (user@host)"));
-    }
-    if s.contains('#') {
-        return Err(bad("it contains a #fragment, which would swallow the SAMLRequest parameter"));
     }
     Ok((s.to_string(), https))
 }

@@ -1069,7 +1069,7 @@ fn collapse_uri(s: &str) -> String {
 }
 
 /// Ok(true) for https, Ok(false) for plain http, Err(reason) when unusable.
-fn check_http_url(loc: &str) -> Result<bool, &'static str> {
+pub(crate) fn check_http_url(loc: &str) -> Result<bool, &'static str> {
     if loc.is_empty() {
         return Err("it is empty");
     }
