@@ -239,17 +239,36 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// IdPs whose metadata URL is due for a refresh, across tenants (the refresh task).
+    /// Claims the IdPs whose metadata URL is due for a refresh, across tenants (the refresh task). Each
+    /// due row is claimed by moving its `next_refresh_at` ten minutes on, only if nobody moved it
+    /// first: with several replicas, each IdP is refreshed by one of them. The refresh then sets the
+    /// real next time.
     pub async fn idps_due_for_refresh(&self, now: DateTime<Utc>) -> Result<Vec<(TenantId, IdpId)>, StoreError> {
-        let rows: Vec<(String, String)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT i.tenant_id, i.id FROM idps i JOIN tenants t ON t.id = i.tenant_id \
+        let rows: Vec<(String, String, i64)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT i.tenant_id, i.id, i.next_refresh_at FROM idps i JOIN tenants t ON t.id = i.tenant_id \
              WHERE i.source = 'metadata_url' AND i.next_refresh_at IS NOT NULL AND i.next_refresh_at <= $1 \
              AND t.status <> 'uninstalled' ORDER BY i.next_refresh_at LIMIT 50",
         )
         .bind(unix(now))
         .fetch_all(p)
         .await?);
-        Ok(rows.into_iter().map(|(t, i)| (TenantId::from_stored(t), IdpId::from_stored(i))).collect())
+        let lease = unix(now) + 600;
+        let mut claimed = Vec::new();
+        for (tenant, id, due) in rows {
+            let won = on_pool!(self, p => sqlx::query(
+                "UPDATE idps SET next_refresh_at = $1 WHERE id = $2 AND next_refresh_at = $3",
+            )
+            .bind(lease)
+            .bind(&id)
+            .bind(due)
+            .execute(p)
+            .await?
+            .rows_affected());
+            if won == 1 {
+                claimed.push((TenantId::from_stored(tenant), IdpId::from_stored(id)));
+            }
+        }
+        Ok(claimed)
     }
 
     /// Records a metadata refresh's outcome.

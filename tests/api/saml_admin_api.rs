@@ -1098,3 +1098,24 @@ db_test!(a_failed_refresh_keeps_the_last_good_configuration, async |backend| {
     ));
     assert_eq!(idp_count(&app).await, (0, 0));
 });
+
+// With several replicas, each due IdP is claimed (and so refreshed) by one of them only.
+db_test!(a_due_refresh_is_claimed_by_one_replica, async |backend| {
+    let s = crate::helpers::saml::SamlSetup::new(backend).await;
+    let now = chrono::Utc::now();
+    let mut idp = s.idp.clone();
+    idp.source = jsm_sso::saml::idp::IdpSource::MetadataUrl;
+    idp.metadata_url = Some("https://idp.example.test/metadata".into());
+    idp.next_refresh_at = Some(now - chrono::Duration::minutes(1));
+    s.app.store.save_idp(&idp, now).await.unwrap();
+
+    let other_replica = jsm_sso::store::Store::connect(&s.app.db.url).await.unwrap();
+    let first = s.app.store.idps_due_for_refresh(now).await.unwrap();
+    let second = other_replica.idps_due_for_refresh(now).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1, idp.id);
+    assert!(second.is_empty(), "already claimed by the first replica");
+    // If the claiming replica dies, the claim lapses and another one takes over.
+    let later = now + chrono::Duration::minutes(11);
+    assert_eq!(other_replica.idps_due_for_refresh(later).await.unwrap().len(), 1);
+});
