@@ -626,3 +626,36 @@ db_test!(sp_metadata_is_published, async |backend| {
     let again = s.app.http.get(s.t("/saml/metadata")).send().await.unwrap().text().await.unwrap();
     assert_eq!(xml, again);
 });
+
+db_test!(an_idp_with_only_http_post_gets_a_signed_authn_request_form, async |backend| {
+    let s = SamlSetup::new(backend).await;
+    let mut idp = s.idp.clone();
+    idp.sso = jsm_sso::saml::idp::Endpoint {
+        binding: jsm_sso::saml::idp::Binding::HttpPost,
+        location: "https://idp.example.test/saml/post?tenant=a&b=1".into(),
+    };
+    s.app.store.save_idp(&idp, Utc::now() + Duration::seconds(1)).await.unwrap();
+    let b = browser();
+    let r = b.get(s.t(&format!("/login?idp={}", idp.id))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("form-action https://idp.example.test"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("action=\"https://idp.example.test/saml/post?tenant=a&#38;b=1\""), "{html}");
+    let value = html.split("name=\"SAMLRequest\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let xml = String::from_utf8(STANDARD.decode(value).unwrap()).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "AuthnRequest");
+    assert_eq!(root.attribute("Destination"), Some("https://idp.example.test/saml/post?tenant=a&b=1"));
+    // Enveloped signature right after Issuer, verifiable with the certificate the SP metadata publishes.
+    let children: Vec<_> = root.children().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
+    assert_eq!(&children[..2], &["Issuer", "Signature"]);
+    let md = s.app.http.get(s.t("/saml/metadata")).send().await.unwrap().text().await.unwrap();
+    let cert_b64 = md.split("<ds:X509Certificate>").nth(1).unwrap().split('<').next().unwrap();
+    let cert = samael::crypto::CertificateDer::from(STANDARD.decode(cert_b64).unwrap());
+    use samael::crypto::CryptoProvider;
+    assert!(samael::crypto::XmlSec::verify_signed_xml(xml.as_bytes(), &cert, Some("ID")).is_ok());
+    let tampered = xml.replace(&s.acs_url(), "https://evil.example.com/acs");
+    assert!(samael::crypto::XmlSec::verify_signed_xml(tampered.as_bytes(), &cert, Some("ID")).is_err());
+});
