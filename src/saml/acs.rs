@@ -28,16 +28,13 @@ fn internal(e: impl Into<anyhow::Error>) -> WebError {
     WebError::internal(&e.into(), ErrorFormat::Html)
 }
 
-/// Reads the form body with a hard limit.
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, LoginFailure> {
+/// Reads a request body with a hard limit (`max` bytes).
+pub(crate) async fn read_body(mut payload: web::Payload, max: usize) -> Result<Vec<u8>, LoginFailure> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| LoginFailure::malformed("body", "the request body could not be read"))?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(LoginFailure::malformed(
-                "too_large",
-                format!("the response is larger than {} KiB", MAX_BODY / 1024),
-            ));
+        if body.len() + chunk.len() > max {
+            return Err(LoginFailure::malformed("too_large", format!("the message is larger than {} KiB", max / 1024)));
         }
         body.extend_from_slice(&chunk);
     }
@@ -61,7 +58,7 @@ pub async fn acs(
     let browser = req.cookie(BROWSER_COOKIE).map(|c| token_hash(c.value()));
     let mut idp_for_event = None;
     let mut test_mode = false;
-    let body = read_body(payload).await;
+    let body = read_body(payload, MAX_BODY).await;
     if let Ok(b) = &body {
         let has = |name: &str| url::form_urlencoded::parse(b).any(|(k, _)| k == name);
         if has("SAMLRequest") && !has("SAMLResponse") {

@@ -24,7 +24,6 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
-use futures_util::StreamExt;
 use openssl::pkey::{PKey, Public};
 use serde_json::{Value, json};
 
@@ -383,21 +382,6 @@ fn receive_soap(body: Vec<u8>, version: SoapVersion) -> Result<Inbound, LoginFai
     Ok(Inbound { channel: Channel::Soap(version), prechecked, xml, raw_query: None, relay_state: None })
 }
 
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, LoginFailure> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| LoginFailure::malformed("body", "the request body could not be read"))?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(LoginFailure::malformed(
-                "too_large",
-                format!("the request is larger than {} KiB", MAX_BODY / 1024),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// `GET /t/{tenant}/saml/slo`: HTTP-Redirect binding (LogoutResponse or IdP-initiated LogoutRequest).
 pub async fn slo_get(
     state: web::Data<AppState>,
@@ -433,7 +417,7 @@ pub async fn slo_post(
             ));
         }
     };
-    let inbound = match read_body(payload).await {
+    let inbound = match super::acs::read_body(payload, MAX_BODY).await {
         Err(f) => Err(f),
         Ok(body) => match channel {
             Channel::Post => receive_form(&body),
