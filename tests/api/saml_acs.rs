@@ -340,8 +340,18 @@ db_test!(conditions_are_enforced, async |backend| {
     )
     .await;
 
-    // The email-missing event names the attribute it expected.
-    let (_, _, _) = s.last_event().await;
+    // The email-missing event names the attribute it expected and those the IdP sent.
+    let st = s.start(&b, "").await;
+    let mut p = s.params(Some(&st.request_id), now);
+    p.attributes = vec![("http://wso2.org/claims/givenname".into(), vec!["Alice".into()])];
+    assert_refused(&s, s.post_acs(&b, &s.signed(&p)).await, 403, "email_missing").await;
+    let (_, _, details) = s.last_event().await;
+    let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+    assert!(
+        details["expected_attribute"].as_str().unwrap().contains("http://wso2.org/claims/emailaddress"),
+        "{details}"
+    );
+    assert_eq!(details["attributes"], serde_json::json!(["http://wso2.org/claims/givenname"]));
 });
 
 db_test!(in_response_to_and_replay_are_enforced, async |backend| {
@@ -567,19 +577,20 @@ db_test!(test_mode_reports_without_creating_a_session, async |backend| {
 db_test!(sessions_and_responses_stay_within_their_tenant, async |backend| {
     let s = SamlSetup::new(backend).await;
     let b = browser();
-    assert_eq!(s.sign_in(&b).await.status(), 303);
+    let r = s.sign_in(&b).await;
+    assert_eq!(r.status(), 303);
+    let session_cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert!(session_cookie.starts_with("jsm_sso_session="));
     // A second tenant on the same service.
     let other_site = s.app.jira.site("globex");
     s.app.installed(&other_site).await;
     let other = s.app.db.rows(&format!("SELECT t.public_id FROM tenants t JOIN connect_installations c ON c.tenant_id = t.id WHERE c.client_key = '{}'", other_site.client_key)).await[0][0].clone();
-    // The session cookie is path-scoped, so send it explicitly: still refused.
-    let token = s.app.db.rows("SELECT token_hash FROM customer_sessions").await;
-    assert_eq!(token.len(), 1);
-    let cookie_value = b.get(s.t("/session")).send().await.unwrap().status();
-    assert_eq!(cookie_value, 200);
+    // The session cookie is path-scoped; sent explicitly to the other tenant, it is still refused there
+    // while it works at its own tenant.
+    assert_eq!(b.get(s.t("/session")).send().await.unwrap().status(), 200);
     let r = reqwest::Client::new()
         .get(s.app.url(&format!("/t/{other}/session")))
-        .header("Cookie", "jsm_sso_session=anything")
+        .header("Cookie", session_cookie.as_str())
         .send()
         .await
         .unwrap();
