@@ -670,3 +670,40 @@ db_test!(an_idp_with_only_http_post_gets_a_signed_authn_request_form, async |bac
     let tampered = xml.replace(&s.acs_url(), "https://evil.example.com/acs");
     assert!(samael::crypto::XmlSec::verify_signed_xml(tampered.as_bytes(), &cert, Some("ID")).is_err());
 });
+
+db_test!(cookies_are_secure_and_cross_site_capable_behind_https, async |backend| {
+    let s = SamlSetup::with_service(backend, |c| {
+        c.base_url = jsm_sso::config::BaseUrl::parse("https://sso.example.com").unwrap();
+    })
+    .await;
+    let b = browser();
+    let r = b.get(s.t(&format!("/login?idp={}", s.idp.id))).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    // The browser handle travels on the IdP's cross-site POST to the ACS: SameSite=None, so Secure too.
+    let handle = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(handle.starts_with("jsm_sso_browser="), "{handle}");
+    for flag in ["HttpOnly", "Secure", "SameSite=None", &format!("Path=/t/{}", s.public_id)] {
+        assert!(handle.contains(flag), "{flag} in {handle}");
+    }
+    // The session cookie is Secure and SameSite=Lax.
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let raw_query = location.split_once('?').unwrap().1;
+    let request =
+        jsm_sso::saml::redirect::decode_redirect_query(raw_query, &[s.sp_public_key().await], true, false).unwrap();
+    let request_id =
+        roxmltree::Document::parse(&request.xml).unwrap().root_element().attribute("ID").unwrap().to_string();
+    let p = s.params(Some(&request_id), Utc::now());
+    let r = b
+        .post(s.t("/saml/acs"))
+        .header("Cookie", handle.split(';').next().unwrap())
+        .form(&[("SAMLResponse", STANDARD.encode(s.signed(&p)))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let session = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for flag in ["jsm_sso_session=", "HttpOnly", "Secure", "SameSite=Lax"] {
+        assert!(session.contains(flag), "{flag} in {session}");
+    }
+    assert!(r.headers()["strict-transport-security"].to_str().unwrap().contains("max-age=31536000"));
+});

@@ -82,7 +82,15 @@ impl SamlSetup {
     }
 
     pub async fn with_settings(backend: Backend, settings: IdpSettings) -> SamlSetup {
-        let app = TestApp::spawn(backend).await;
+        Self::build(TestApp::spawn(backend).await, settings).await
+    }
+
+    /// With the service's settings adjusted (e.g. an https base URL).
+    pub async fn with_service(backend: Backend, adjust: impl FnOnce(&mut jsm_sso::config::Settings)) -> SamlSetup {
+        Self::build(TestApp::spawn_with(backend, adjust).await, IdpSettings::default()).await
+    }
+
+    async fn build(app: TestApp, settings: IdpSettings) -> SamlSetup {
         let site = app.jira.site("acme");
         app.installed(&site).await;
         let row = app.db.rows(&format!("SELECT t.id, t.public_id FROM tenants t JOIN connect_installations c ON c.tenant_id = t.id WHERE c.client_key = '{}'", site.client_key)).await;
